@@ -1,0 +1,389 @@
+"""
+`TimelagCube`: a lazy, coordinate-aware (time, y, x) cube of one imaging channel.
+"""
+import astropy.units as u
+import dask.array as da
+import numpy as np
+import sunpy.map
+from astropy.wcs.utils import fit_wcs_from_points
+from ndcube import NDCube
+from sunpy.util.metadata import MetaDict
+
+from .io.files import resolve_files
+from .io.headers import check_frames, frame_times, scan_headers
+from .io.loader import FITSFrameLoader, stack_frames
+from .io.meta import FrameMeta
+from .io.wcs import celestial_wcs_of, timelag_wcs
+from .maps import frame_header, header_map, make_map
+
+__all__ = ["TimelagCube"]
+
+
+class TimelagCube(NDCube):
+    """
+    A ``(time, y, x)`` cube of one channel over lazy Dask data, with a 3-D WCS.
+
+    The WCS maps pixel ``(x, y, t)`` to a helioprojective `~astropy.coordinates.SkyCoord`
+    and an `~astropy.time.Time`, the time axis tabulating the frames' own observation
+    times (any cadence). Slicing, `~ndcube.NDCube.crop`, `submap` and `rebin` return
+    TimelagCubes with the right coordinates and keep one header and one exposure time
+    per frame.
+
+    Build one with `from_files`, `from_maps` or `from_ndcube` rather than directly.
+
+    Parameters
+    ----------
+    data : dask.array.Array
+        ``(n_time, ny, nx)``.
+    wcs : APE-14 WCS
+        3-D WCS, pixel axes ``(x, y, t)``.
+    meta : `~sunpy_timelag.io.meta.FrameMeta`
+        ``headers`` and ``exposure_time`` per frame, ``wavelength`` and the reference
+        ``celestial_wcs`` of the frames.
+    **kwargs
+        Passed to `ndcube.NDCube`.
+    """
+
+    # ---- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_files(cls, paths, *, hdu=None, pointing_tolerance=1.0, max_workers=None):
+        """
+        A lazy cube over many FITS files, one image per file.
+
+        Only the headers are read (in parallel); each file becomes one chunk of the
+        Dask array, read at compute time. Frames are sorted by observation time
+        (``T_OBS``, else ``DATE-AVG``, else ``DATE-OBS``).
+
+        Parameters
+        ----------
+        paths : str, os.PathLike or list of these
+            A glob, a path, an fsspec URL (``file://``, ``memory://``, ``s3://``, ...) or a
+            list of them.
+        hdu : int, optional
+            Index of the image HDU; by default the first 2-D image (HDU 1 of a
+            tile-compressed AIA file).
+        pointing_tolerance : float
+            Largest pointing difference between frames, in pixels, anywhere in the field
+            of view. The cube uses the celestial WCS of its first frame.
+        max_workers : int, optional
+            Threads reading headers.
+
+        Returns
+        -------
+        `TimelagCube`
+
+        Raises
+        ------
+        FileNotFoundError
+            Empty glob or missing file.
+        OSError
+            A file that is not FITS, has no image or is truncated.
+        ValueError
+            Frames of different shape, dtype, channel or pointing, without observation
+            time, or with duplicate times.
+        """
+        files = resolve_files(paths)
+        frames = scan_headers(files, hdu=hdu, max_workers=max_workers)
+        headers = [frame.header for frame in frames]
+        names = [frame.name for frame in frames]
+        times = frame_times(headers, names)
+        shapes = [frame.shape for frame in frames]
+        check_frames(headers, shapes, [frame.dtype for frame in frames], names, times, pointing_tolerance)
+        order = times.argsort()
+        loaders = [FITSFrameLoader(files[i], frames[i].hdu, frames[i].shape, frames[i].dtype) for i in order]
+        reference = header_map(headers[order[0]], shapes[0])
+        return cls._from_frames(
+            stack_frames(loaders), [headers[i] for i in order], times[order], **_describe(reference)
+        )
+
+    @classmethod
+    def from_maps(cls, maps, *, pointing_tolerance=1.0):
+        """
+        A cube from sunpy Maps of one channel (NumPy or Dask data, kept lazy).
+
+        Parameters
+        ----------
+        maps : list of `~sunpy.map.GenericMap` or `~sunpy.map.MapSequence`
+        pointing_tolerance : float
+            See `from_files`.
+
+        Returns
+        -------
+        `TimelagCube`
+        """
+        maps = list(maps)
+        if not maps:
+            raise ValueError("maps is empty")
+        headers = [m.meta for m in maps]
+        names = [f"map {i} ({m.name})" for i, m in enumerate(maps)]
+        times = frame_times(headers, names)
+        shapes, dtypes = [m.data.shape for m in maps], [m.data.dtype for m in maps]
+        check_frames(headers, shapes, dtypes, names, times, pointing_tolerance)
+        order = times.argsort()
+        data = da.stack([da.asarray(maps[i].data, chunks=shapes[i]) for i in order])
+        return cls._from_frames(data, [headers[i] for i in order], times[order], **_describe(maps[order[0]]))
+
+    @classmethod
+    def from_ndcube(cls, cube, *, wavelength=None, exposure_time=None):
+        """
+        A TimelagCube from any 3-D ``(time, y, x)`` `~ndcube.NDCube`, a `dkist.Dataset` included.
+
+        The time axis must be the first array axis and the other two celestial. The
+        time of each frame comes from the cube's WCS; the channel and exposure times
+        from the keyword arguments, else from per-frame headers (``meta["headers"]``, a
+        table as dkist keeps them) or the cube's ``meta`` (``WAVELNTH``, ``EXPTIME``).
+        A non-FITS celestial WCS is represented by the TAN projection fitted to it.
+
+        Parameters
+        ----------
+        cube : `~ndcube.NDCube`
+        wavelength : `~astropy.units.Quantity`, optional
+            The channel, if the metadata do not give it.
+        exposure_time : `~astropy.units.Quantity`, optional
+            Exposure time of every frame (scalar or one per frame), if the metadata do
+            not give it.
+
+        Returns
+        -------
+        `TimelagCube`
+
+        Raises
+        ------
+        ValueError
+            If the cube is not 3-D with time first, or the channel or exposure time is
+            neither in the metadata nor given.
+        """
+        if isinstance(cube, cls):
+            return cube
+        physical_types = cube.array_axis_physical_types
+        if cube.data.ndim != 3 or not any("time" in t for t in physical_types[0]):
+            raise ValueError(
+                f"from_ndcube needs a 3-D cube with time on the first array axis; "
+                f"this one has axes {physical_types}"
+            )
+        times = cube.axis_world_coords(0, wcs=cube.wcs)[0]
+        headers = _per_frame_headers(cube.meta, times.size)
+        if wavelength is None:
+            wavelength = _header_quantity(headers[:1], "WAVELNTH", u.AA, "wavelength")[0]
+        if exposure_time is None:
+            exposure_time = _header_quantity(headers, "EXPTIME", u.s, "exposure_time")
+        exposure_time = np.broadcast_to(u.Quantity(exposure_time, u.s), times.shape)
+
+        ny, nx = cube.data.shape[1:]
+        step_y, step_x = max(ny // 8, 1), max(nx // 8, 1)
+        pixel_y, pixel_x = (grid.ravel() for grid in np.mgrid[0:ny:step_y, 0:nx:step_x])
+        skycoord = cube.wcs.pixel_to_world(pixel_x, pixel_y, np.zeros(pixel_x.size))[0]
+        celestial = fit_wcs_from_points((pixel_x, pixel_y), skycoord, projection="TAN")
+        celestial.pixel_shape = (nx, ny)
+        unit = cube.unit
+        headers = [
+            frame_header(header, celestial, {
+                "WAVELNTH": u.Quantity(wavelength, u.AA).value, "WAVEUNIT": "angstrom",
+                "EXPTIME": exposure.to_value(u.s), "T_OBS": time.isot, "BUNIT": _unit_string(unit),
+            })
+            for header, exposure, time in zip(headers, exposure_time, times, strict=True)
+        ]
+        data = da.asarray(cube.data, chunks=(1, ny, nx))
+        return cls._from_frames(
+            data, headers, times, celestial_wcs=celestial, frame=skycoord.frame,
+            wavelength=u.Quantity(wavelength, u.AA), unit=unit,
+        )
+
+    @classmethod
+    def _from_frames(cls, data, headers, times, *, celestial_wcs, frame, wavelength, unit):
+        """Build the cube from time-sorted data, headers and times, and the first frame's description."""
+        celestial_wcs.pixel_shape = data.shape[:0:-1]
+        meta = FrameMeta(
+            headers=tuple(headers),
+            exposure_time=u.Quantity([float(h.get("EXPTIME", np.nan)) for h in headers], u.s),
+            wavelength=wavelength,
+            celestial_wcs=celestial_wcs,
+        )
+        return cls(data, wcs=timelag_wcs(celestial_wcs, frame, times), meta=meta, unit=unit)
+
+    # ---- properties ---------------------------------------------------------------------------
+
+    @property
+    def time(self):
+        """`~astropy.time.Time`: observation time of each frame, ascending."""
+        return self.axis_world_coords(0)[0]
+
+    @property
+    def wavelength(self):
+        """`~astropy.units.Quantity`: the channel's wavelength (``None`` if unknown)."""
+        return self.meta["wavelength"]
+
+    @property
+    def channel(self):
+        """int: the channel, as the wavelength in Angstrom rounded to an integer (e.g. 171)."""
+        if self.wavelength is None:
+            raise ValueError("this cube has no wavelength: build it with from_ndcube(..., wavelength=...)")
+        return int(round(self.wavelength.to_value(u.AA)))
+
+    @property
+    def exposure_time(self):
+        """`~astropy.units.Quantity`: exposure time of each frame (NaN where unknown)."""
+        return self.meta["exposure_time"]
+
+    @property
+    def headers(self):
+        """tuple of dict-like: the header of each frame, as read."""
+        return self.meta["headers"]
+
+    @property
+    def celestial_wcs(self):
+        """`astropy.wcs.WCS`: the 2-D celestial FITS WCS of every frame of this cube."""
+        wcs = celestial_wcs_of(self.wcs, self.meta["celestial_wcs"])
+        wcs.pixel_shape = self.data.shape[:0:-1]
+        return wcs
+
+    @property
+    def observer(self):
+        """`~astropy.coordinates.SkyCoord`: the observer of the helioprojective frame."""
+        return self.wcs.pixel_to_world(0, 0, 0)[0].observer
+
+    # ---- operations ---------------------------------------------------------------------------
+
+    def rebin(self, bin_shape, operation=np.mean, **kwargs):
+        """
+        Rebin the cube by integer factors ``bin_shape = (n_t, n_y, n_x)`` (ndcube's `~ndcube.NDCube.rebin`).
+
+        The data are combined by ``operation`` (lazily), the coordinates become those
+        of the bin centres, and a bin of frames keeps the header of its first frame and
+        ``operation`` of the exposure times.
+
+        Returns
+        -------
+        `TimelagCube`
+        """
+        new = super().rebin(bin_shape, operation=operation, **kwargs)
+        new.meta = self.meta.rebin((self.data.shape[0] // new.data.shape[0],), operation)
+        return new
+
+    def submap(self, bottom_left, *, top_right=None, width=None, height=None):
+        """
+        Crop every frame as `sunpy.map.GenericMap.submap` crops a map.
+
+        Parameters
+        ----------
+        bottom_left : `~astropy.coordinates.SkyCoord` or `~astropy.units.Quantity` (pixels)
+        top_right : same as ``bottom_left``, optional
+        width, height : `~astropy.units.Quantity`, optional
+            Angular size, with a `~astropy.coordinates.SkyCoord` ``bottom_left``.
+
+        Returns
+        -------
+        `TimelagCube`
+
+        Raises
+        ------
+        ValueError
+            If the region lies entirely outside the field of view.
+        """
+        frame = self._frame_map(0)
+        sub = frame.submap(bottom_left, top_right=top_right, width=width, height=height)
+        if 0 in sub.data.shape:
+            raise ValueError(f"the submap from {bottom_left} lies entirely outside the field of view")
+        offset = u.Quantity(frame.reference_pixel) - u.Quantity(sub.reference_pixel)
+        x0, y0 = np.rint(offset.to_value(u.pix)).astype(int)
+        ny, nx = sub.data.shape
+        return self[:, y0 : y0 + ny, x0 : x0 + nx]
+
+    def normalize_exposure(self):
+        """
+        Divide each frame by its exposure time (lazily): DN becomes DN/s.
+
+        Returns
+        -------
+        `TimelagCube`
+
+        Raises
+        ------
+        ValueError
+            If an exposure time is unknown or not positive, or the cube is already a rate.
+        """
+        if self.unit is not None and (self.unit * u.s).is_equivalent(u.dimensionless_unscaled):
+            raise ValueError(f"the cube is already a rate ({self.unit}): it was normalised before")
+        exposure = self.exposure_time.to_value(u.s)
+        bad = np.flatnonzero(~(exposure > 0))
+        if bad.size:
+            raise ValueError(
+                f"frame {bad[0]} ({self.time[bad[0]].isot}) has exposure time {exposure[bad[0]]} s: "
+                "cannot normalise"
+            )
+        dtype = np.result_type(self.data.dtype, np.float32)
+        data = self.data / exposure.astype(dtype)[:, np.newaxis, np.newaxis]
+        unit = (self.unit or u.dimensionless_unscaled) / u.s
+        return self._new_instance(data=data, unit=unit)
+
+    def average(self):
+        """
+        The time average as a (lazy) `~sunpy.map.GenericMap`.
+
+        Its header is that of the first frame with the cube's celestial WCS, the
+        observation times spanning the cube (``DATE-OBS`` the first frame's, ``DATE-END``
+        the last's, ``DATE-AVG`` their mean) and the mean exposure time.
+
+        Returns
+        -------
+        `~sunpy.map.GenericMap`
+        """
+        time = self.time
+        header = frame_header(self.headers[0], self.celestial_wcs, {
+            "T_OBS": None, "DATE-OBS": time[0].isot, "DATE-END": time[-1].isot,
+            "DATE-AVG": (time[0] + (time - time[0]).mean()).isot,
+            "EXPTIME": float(np.nanmean(self.exposure_time.to_value(u.s))), "BUNIT": _unit_string(self.unit),
+        })
+        return make_map(self.data.mean(axis=0), header)
+
+    def to_maps(self):
+        """
+        One lazy `~sunpy.map.GenericMap` per frame, as a `~sunpy.map.MapSequence`.
+
+        Each map has its frame's header with the cube's celestial WCS, the frame's
+        time (``T_OBS``), exposure time and unit; `from_maps` rebuilds the cube.
+
+        Returns
+        -------
+        `~sunpy.map.MapSequence`
+        """
+        return sunpy.map.Map([self._frame_map(i) for i in range(self.data.shape[0])], sequence=True)
+
+    def _frame_map(self, index, celestial_wcs=None):
+        header = frame_header(self.headers[index], celestial_wcs or self.celestial_wcs, {
+            "T_OBS": self.time[index].isot, "EXPTIME": float(self.exposure_time[index].to_value(u.s)),
+            "BUNIT": _unit_string(self.unit),
+        })
+        return make_map(self.data[index], header)
+
+
+def _unit_string(unit):
+    return None if unit is None else unit.to_string()
+
+
+def _describe(frame_map):
+    """What a cube takes from its first frame, read by sunpy: celestial WCS, frame, channel, unit."""
+    return {
+        "celestial_wcs": frame_map.wcs,
+        "frame": frame_map.coordinate_frame,
+        "wavelength": frame_map.wavelength,
+        "unit": frame_map.unit,
+    }
+
+
+def _per_frame_headers(meta, n_times):
+    """Per-frame headers from ndcube/dkist metadata: a ``headers`` table, else ``meta`` itself."""
+    meta = meta if hasattr(meta, "get") else {}
+    table = meta.get("headers")
+    if table is not None and len(table) == n_times:
+        return [MetaDict(dict(zip(table.colnames, row, strict=True))) for row in table]
+    return [MetaDict(dict(meta))] * n_times
+
+
+def _header_quantity(headers, keyword, unit, argument):
+    """The values of ``keyword`` in ``headers`` as a Quantity, or an error naming ``argument``."""
+    values = [header.get(keyword) for header in headers]
+    if any(value is None for value in values):
+        raise ValueError(f"the cube's metadata have no {keyword}: pass {argument}=... to from_ndcube")
+    return u.Quantity(np.asarray(values, dtype=float), unit)

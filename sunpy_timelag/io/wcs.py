@@ -1,0 +1,123 @@
+"""
+The cube's 3-D WCS: helioprojective celestial axes and a tabulated time axis, as a gWCS.
+
+The celestial part is the FITS (TAN) projection of one frame, the time axis a
+`~astropy.modeling.models.Tabular1D` lookup of the frames' observation times, so an
+irregular cadence is represented exactly. The two are combined in a
+`~gwcs.coordinate_frames.CompositeFrame`, as dkist builds its datasets.
+"""
+import astropy.units as u
+import gwcs
+import numpy as np
+from astropy.modeling import models
+from gwcs import coordinate_frames as cf
+from gwcs.utils import make_fitswcs_transform
+
+__all__ = ["timelag_wcs", "celestial_wcs_of"]
+
+#: Keywords of a 2-D celestial FITS WCS kept from the reference frame.
+CELESTIAL_KEYWORDS = (
+    "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2",
+    "CDELT1", "CDELT2", "PC1_1", "PC1_2", "PC2_1", "PC2_2", "LONPOLE", "LATPOLE",
+)
+
+
+def _celestial_transform(celestial_wcs):
+    """Pixel (0-based) to celestial (deg) transform of a 2-D FITS WCS, as an astropy model."""
+    projection = celestial_wcs.wcs.ctype[0][-3:]
+    header = celestial_wcs.to_header()
+    linear = make_fitswcs_transform(header)
+    # make_fitswcs_transform stops at the projection plane, in the units of CDELT
+    to_degrees = u.Unit(celestial_wcs.wcs.cunit[0]).to(u.deg)
+    crval = u.Quantity(celestial_wcs.wcs.crval, celestial_wcs.wcs.cunit[0]).to_value(u.deg)
+    return (
+        linear
+        | models.Scale(to_degrees) & models.Scale(to_degrees)
+        | getattr(models, f"Pix2Sky_{projection}")()
+        | models.RotateNative2Celestial(crval[0], crval[1], celestial_wcs.wcs.lonpole)
+    )
+
+
+def timelag_wcs(celestial_wcs, frame, times):
+    """
+    Build the 3-D gWCS of a cube: pixel ``(x, y, t)`` to ``(SkyCoord, Time)``.
+
+    Parameters
+    ----------
+    celestial_wcs : `astropy.wcs.WCS`
+        2-D celestial FITS WCS of the frames.
+    frame : `astropy.coordinates.BaseCoordinateFrame`
+        The celestial frame (helioprojective, with observer and obstime).
+    times : `astropy.time.Time`
+        Observation time of each frame, strictly increasing.
+
+    Returns
+    -------
+    `gwcs.WCS`
+    """
+    seconds = (times - times[0]).to_value(u.s)
+    time_transform = models.Tabular1D(
+        points=np.arange(times.size, dtype=float),
+        lookup_table=seconds,
+        method="linear",
+        bounds_error=False,
+        fill_value=np.nan,
+        name="time",
+    )
+    celestial_frame = cf.CelestialFrame(
+        axes_order=(0, 1),
+        reference_frame=frame,
+        unit=(u.deg, u.deg),
+        axes_names=("helioprojective longitude", "helioprojective latitude"),
+        axis_physical_types=("custom:pos.helioprojective.lon", "custom:pos.helioprojective.lat"),
+        name="helioprojective",
+    )
+    temporal_frame = cf.TemporalFrame(
+        reference_frame=times[0], axes_order=(2,), unit=(u.s,), axes_names=("time",), name="time"
+    )
+    pixel_frame = cf.CoordinateFrame(
+        naxes=3, axes_type=("PIXEL",) * 3, axes_order=(0, 1, 2), unit=(u.pix,) * 3,
+        axes_names=("x", "y", "frame"), name="pixel",
+    )
+    world_frame = cf.CompositeFrame([celestial_frame, temporal_frame], name="world")
+    wcs = gwcs.WCS([(pixel_frame, _celestial_transform(celestial_wcs) & time_transform), (world_frame, None)])
+    wcs.pixel_shape = (*celestial_wcs.pixel_shape, times.size)
+    return wcs
+
+
+def celestial_wcs_of(wcs, reference):
+    """
+    The 2-D celestial FITS WCS of a (possibly sliced or rebinned) cube's WCS.
+
+    Slicing and rebinning map the pixels of a cube affinely, axis by axis, onto the
+    pixels of the cube it came from, so the FITS WCS of the result is that of the
+    ``reference`` with ``CRPIX`` and ``CDELT`` changed. The map is found by sending
+    the pixels ``(0, 0)`` and ``(1, 1)`` of ``wcs`` through the world coordinates back
+    to pixels of ``reference``: if they land on ``p0`` and ``p0 + s``,
+
+    .. math::
+
+        \\mathrm{CRPIX}' = (\\mathrm{CRPIX} - 1 - p_0) / s + 1, \\qquad
+        \\mathrm{CDELT}' = s\\,\\mathrm{CDELT}.
+
+    Parameters
+    ----------
+    wcs : APE-14 WCS
+        The 3-D WCS of the cube, time on the last pixel axis.
+    reference : `astropy.wcs.WCS`
+        The 2-D celestial FITS WCS that ``wcs`` was built from.
+
+    Returns
+    -------
+    `astropy.wcs.WCS`
+    """
+    low_level = getattr(wcs, "low_level_wcs", wcs)
+    world = low_level.pixel_to_world_values(np.array([0.0, 1.0]), np.array([0.0, 1.0]), np.zeros(2))
+    lon, lat = (u.Quantity(w, u.deg).to_value(reference.wcs.cunit[i]) for i, w in enumerate(world[:2]))
+    x, y = reference.world_to_pixel_values(lon, lat)
+    origin = np.array([x[0], y[0]])
+    scale = np.array([x[1] - x[0], y[1] - y[0]])
+    result = reference.deepcopy()
+    result.wcs.crpix = (reference.wcs.crpix - 1 - origin) / scale + 1
+    result.wcs.cdelt = reference.wcs.cdelt * scale
+    return result
