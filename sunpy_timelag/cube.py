@@ -5,7 +5,6 @@ import astropy.units as u
 import dask.array as da
 import numpy as np
 import sunpy.map
-from astropy.wcs.utils import fit_wcs_from_points
 from ndcube import NDCube
 from sunpy.util.metadata import MetaDict
 
@@ -13,7 +12,7 @@ from .io.files import resolve_files
 from .io.headers import check_frames, frame_times, scan_headers
 from .io.loader import FITSFrameLoader, stack_frames
 from .io.meta import FrameMeta
-from .io.wcs import celestial_wcs_of, timelag_wcs
+from .io.wcs import celestial_wcs_of, tangent_plane_wcs, timelag_wcs
 from .maps import frame_header, header_map, make_map
 
 __all__ = ["TimelagCube"]
@@ -168,14 +167,10 @@ class TimelagCube(NDCube):
             wavelength = _header_quantity(headers[:1], "WAVELNTH", u.AA, "wavelength")[0]
         if exposure_time is None:
             exposure_time = _header_quantity(headers, "EXPTIME", u.s, "exposure_time")
-        exposure_time = np.broadcast_to(u.Quantity(exposure_time, u.s), times.shape)
+        exposure_time = u.Quantity(exposure_time, u.s) * np.ones(times.shape)
 
         ny, nx = cube.data.shape[1:]
-        step_y, step_x = max(ny // 8, 1), max(nx // 8, 1)
-        pixel_y, pixel_x = (grid.ravel() for grid in np.mgrid[0:ny:step_y, 0:nx:step_x])
-        skycoord = cube.wcs.pixel_to_world(pixel_x, pixel_y, np.zeros(pixel_x.size))[0]
-        celestial = fit_wcs_from_points((pixel_x, pixel_y), skycoord, projection="TAN")
-        celestial.pixel_shape = (nx, ny)
+        celestial, frame = tangent_plane_wcs(cube.wcs, (ny, nx))
         unit = cube.unit
         headers = [
             frame_header(header, celestial, {
@@ -186,7 +181,7 @@ class TimelagCube(NDCube):
         ]
         data = da.asarray(cube.data, chunks=(1, ny, nx))
         return cls._from_frames(
-            data, headers, times, celestial_wcs=celestial, frame=skycoord.frame,
+            data, headers, times, celestial_wcs=celestial, frame=frame,
             wavelength=u.Quantity(wavelength, u.AA), unit=unit,
         )
 

@@ -10,10 +10,11 @@ import astropy.units as u
 import gwcs
 import numpy as np
 from astropy.modeling import models
+from astropy.wcs import WCS
 from gwcs import coordinate_frames as cf
 from gwcs.utils import make_fitswcs_transform
 
-__all__ = ["timelag_wcs", "celestial_wcs_of"]
+__all__ = ["timelag_wcs", "celestial_wcs_of", "tangent_plane_wcs"]
 
 #: Keywords of a 2-D celestial FITS WCS kept from the reference frame.
 CELESTIAL_KEYWORDS = (
@@ -121,3 +122,49 @@ def celestial_wcs_of(wcs, reference):
     result.wcs.crpix = (reference.wcs.crpix - 1 - origin) / scale + 1
     result.wcs.cdelt = reference.wcs.cdelt * scale
     return result
+
+
+def tangent_plane_wcs(wcs, shape):
+    """
+    A 2-D TAN FITS WCS matching the celestial axes of any 3-D APE-14 WCS at frame 0.
+
+    The tangent point is the world coordinate of the central pixel; the world
+    coordinates of a grid of pixels, projected on that plane, are fitted by the affine
+    map of a FITS WCS, ``(x, y)_plane = CDELT PC (p - CRPIX)``, by linear least squares.
+    For a TAN source the residual is of second order in the field's angular size
+    (under 1e-6 pixel for a full solar disk).
+
+    Parameters
+    ----------
+    wcs : APE-14 WCS
+        Pixel axes ``(x, y, t)``; world axes with a celestial pair.
+    shape : tuple of int
+        ``(ny, nx)``.
+
+    Returns
+    -------
+    wcs : `astropy.wcs.WCS`
+    frame : `astropy.coordinates.BaseCoordinateFrame`
+        The celestial frame of ``wcs``.
+    """
+    ny, nx = shape
+    pixel_y, pixel_x = (g.ravel() for g in np.mgrid[0 : ny : max(ny // 8, 1), 0 : nx : max(nx // 8, 1)])
+    centre = np.array([(nx - 1) / 2, (ny - 1) / 2])
+    x, y = np.r_[centre[0], pixel_x], np.r_[centre[1], pixel_y]
+    skycoord = wcs.pixel_to_world(x, y, np.zeros(x.size))[0]
+    lon = skycoord.spherical.lon.to_value(u.deg)
+    lat = skycoord.spherical.lat.to_value(u.deg)
+    to_plane = models.RotateCelestial2Native(lon[0], lat[0], 180) | models.Sky2Pix_TAN()
+    plane = np.stack(to_plane(lon[1:], lat[1:]), axis=1)
+    offsets = np.stack([pixel_x, pixel_y], axis=1) - centre
+    cd = np.linalg.lstsq(offsets, plane, rcond=None)[0].T
+    result = WCS(naxis=2)
+    result.wcs.ctype = [f"{name}-TAN" for name in ("HPLN", "HPLT")]
+    result.wcs.cunit = ["deg", "deg"]
+    result.wcs.crval = lon[0], lat[0]
+    result.wcs.crpix = centre + 1
+    result.wcs.cdelt = np.hypot(cd[:, 0], cd[:, 1])
+    result.wcs.pc = cd / result.wcs.cdelt[:, np.newaxis]
+    result.wcs.set()
+    result.pixel_shape = (nx, ny)
+    return result, skycoord.frame

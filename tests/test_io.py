@@ -1,0 +1,151 @@
+"""Header scan, lazy loading and bad input of `TimelagCube.from_files`."""
+import os
+import pickle
+
+import astropy.units as u
+import fsspec
+import numpy as np
+import pytest
+import sunpy.map
+from astropy.io import fits
+
+from sunpy_timelag import TimelagCube
+from sunpy_timelag.io.loader import FITSFrameLoader
+
+from .conftest import write_frames
+
+
+def test_glob_list_and_urls_give_the_same_cube(aia_frames):
+    directory = os.path.dirname(aia_frames[0])
+    from_glob = TimelagCube.from_files(os.path.join(directory, "*.fits"))
+    from_list = TimelagCube.from_files(aia_frames[::-1])
+    from_url = TimelagCube.from_files(f"file://{directory}/*.fits")
+    for cube in (from_list, from_url):
+        assert (cube.time == from_glob.time).all()
+        np.testing.assert_array_equal(cube.data.compute(), from_glob.data.compute())
+
+
+def test_memory_filesystem(aia_frames):
+    memory = fsspec.filesystem("memory")
+    for path in aia_frames:
+        memory.pipe(f"/obs/171/{os.path.basename(path)}", open(path, "rb").read())
+    cube = TimelagCube.from_files("memory://obs/171/*.fits")
+    expected = TimelagCube.from_files(aia_frames)
+    np.testing.assert_array_equal(cube.data.compute(), expected.data.compute())
+
+
+def test_frames_are_sorted_by_time_and_read_lazily(aia_frames, monkeypatch):
+    calls = []
+    original = FITSFrameLoader.__call__
+    monkeypatch.setattr(FITSFrameLoader, "__call__", lambda self: calls.append(self) or original(self))
+    cube = TimelagCube.from_files(aia_frames[::-1])
+    prepared = cube.normalize_exposure().submap([20, 10] * u.pix, top_right=[59, 69] * u.pix).rebin((1, 2, 2))
+    cube.average(), cube.to_maps(), prepared.time
+    assert calls == []  # nothing read before compute
+    np.testing.assert_allclose(np.diff((cube.time - cube.time[0]).to_value("s")), 12.0, atol=1e-6)
+    for i, path in enumerate(aia_frames):
+        np.testing.assert_array_equal(cube.data[i].compute(), sunpy.map.Map(path).data)
+    prepared.data.compute()
+    assert len(calls) == len(aia_frames) * 2
+
+
+def test_chunks_are_one_file_each(aia_frames):
+    cube = TimelagCube.from_files(aia_frames)
+    assert cube.data.chunks == ((1,) * 6, (128,), (128,))
+    assert cube.data.dtype == np.int16
+
+
+def test_loaders_pickle(aia_frames):
+    cube = TimelagCube.from_files(aia_frames)
+    restored = pickle.loads(pickle.dumps(cube))
+    np.testing.assert_array_equal(restored.data.compute(), cube.data.compute())
+    assert (restored.time == cube.time).all()
+
+
+@pytest.mark.parametrize("keyword", ["DATE-AVG", "DATE-OBS"])
+def test_time_keyword_fallbacks(tmp_path, keyword):
+    paths = write_frames(tmp_path, n_frames=3)
+    for i, path in enumerate(paths):
+        with fits.open(path, mode="update") as hdulist:
+            header = hdulist[0].header
+            header[keyword] = f"2012-01-01T00:00:{10 * i:02d}.000"
+            for other in ("T_OBS", "DATE-AVG", "DATE-OBS")[: ("T_OBS", "DATE-AVG", "DATE-OBS").index(keyword)]:
+                header.remove(other, ignore_missing=True)
+    cube = TimelagCube.from_files(paths)
+    assert cube.time[1].isot == "2012-01-01T00:00:10.000"
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+
+
+def test_empty_glob(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no file matches"):
+        TimelagCube.from_files(str(tmp_path / "*.fits"))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.fits"):
+        TimelagCube.from_files([str(tmp_path / "nothing.fits")])
+
+
+def test_not_fits(tmp_path, aia_frames):
+    bad = tmp_path / "notes.fits"
+    bad.write_text("these are not the frames you are looking for\n" * 100)
+    with pytest.raises(OSError, match="notes.fits is not a readable FITS file"):
+        TimelagCube.from_files([*aia_frames, str(bad)])
+
+
+def test_truncated_fits(tmp_path, aia_frames):
+    truncated = tmp_path / "truncated.fits"
+    truncated.write_bytes(open(aia_frames[0], "rb").read()[:-5000])
+    with pytest.raises(OSError, match="truncated.fits is truncated"):
+        TimelagCube.from_files([*aia_frames[1:], str(truncated)])
+
+
+def test_different_shape(tmp_path, aia_frames):
+    odd = tmp_path / "odd.fits"
+    with fits.open(aia_frames[0]) as hdulist:
+        header = hdulist[0].header
+        header["T_OBS"] = "2011-02-15T01:00:00.00Z"
+        fits.writeto(odd, hdulist[0].data[:64], header)
+    with pytest.raises(ValueError, match=r"odd.fits has shape \(64, 128\)"):
+        TimelagCube.from_files([*aia_frames, str(odd)])
+
+
+def test_different_dtype(tmp_path, aia_frames):
+    odd = tmp_path / "odd.fits"
+    with fits.open(aia_frames[0]) as hdulist:
+        header = hdulist[0].header
+        header["T_OBS"] = "2011-02-15T01:00:00.00Z"
+        fits.writeto(odd, hdulist[0].data.astype(np.float32), header)
+    with pytest.raises(ValueError, match="odd.fits has dtype float32"):
+        TimelagCube.from_files([*aia_frames, str(odd)])
+
+
+def test_different_channel(tmp_path, aia_frames):
+    other = write_frames(tmp_path / "193", n_frames=1, start_minute=5, WAVELNTH=193)
+    with pytest.raises(ValueError, match="WAVELNTH=193.*a cube holds one channel"):
+        TimelagCube.from_files([*aia_frames, *other])
+
+
+def test_missing_time(tmp_path):
+    paths = write_frames(tmp_path, n_frames=2)
+    with fits.open(paths[1], mode="update") as hdulist:
+        for keyword in ("T_OBS", "DATE-OBS", "DATE-AVG"):
+            hdulist[0].header.remove(keyword, ignore_missing=True)
+    with pytest.raises(ValueError, match=f"{os.path.basename(paths[1])} has no observation time"):
+        TimelagCube.from_files(paths)
+
+
+def test_duplicate_times(tmp_path, aia_frames):
+    copy = write_frames(tmp_path / "again", n_frames=1)
+    with pytest.raises(ValueError, match="have the same observation time 2011-02-15T00:00:01.340"):
+        TimelagCube.from_files([*aia_frames, *copy])
+
+
+def test_pointing_mismatch(tmp_path, aia_frames):
+    moved = write_frames(tmp_path / "moved", n_frames=1, start_minute=5, CRPIX1=80.0)
+    with pytest.raises(ValueError, match="points .* pixels away.*pointing_tolerance"):
+        TimelagCube.from_files([*aia_frames, *moved])
+    cube = TimelagCube.from_files([*aia_frames, *moved], pointing_tolerance=50)
+    assert cube.data.shape[0] == 7
