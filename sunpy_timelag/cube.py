@@ -6,6 +6,7 @@ import dask.array as da
 import numpy as np
 import sunpy.map
 from ndcube import NDCube
+from sunpy.map.header_helper import get_observer_meta
 from sunpy.util.metadata import MetaDict
 
 from .io.files import resolve_files
@@ -172,9 +173,10 @@ class TimelagCube(NDCube):
         ny, nx = cube.data.shape[1:]
         celestial, frame = tangent_plane_wcs(cube.wcs, (ny, nx))
         unit = cube.unit
+        observer = {key.upper(): value for key, value in get_observer_meta(frame.observer, frame.rsun).items()}
         headers = [
             frame_header(header, celestial, {
-                "WAVELNTH": u.Quantity(wavelength, u.AA).value, "WAVEUNIT": "angstrom",
+                **observer, "WAVELNTH": u.Quantity(wavelength, u.AA).value, "WAVEUNIT": "angstrom",
                 "EXPTIME": exposure.to_value(u.s), "T_OBS": time.isot, "BUNIT": _unit_string(unit),
             })
             for header, exposure, time in zip(headers, exposure_time, times, strict=True)
@@ -298,7 +300,8 @@ class TimelagCube(NDCube):
         ValueError
             If an exposure time is unknown or not positive, or the cube is already a rate.
         """
-        if self.unit is not None and (self.unit * u.s).is_equivalent(u.dimensionless_unscaled):
+        unit = self.unit or u.dimensionless_unscaled
+        if any(base.physical_type == "time" and power < 0 for base, power in zip(unit.bases, unit.powers)):
             raise ValueError(f"the cube is already a rate ({self.unit}): it was normalised before")
         exposure = self.exposure_time.to_value(u.s)
         bad = np.flatnonzero(~(exposure > 0))
@@ -309,8 +312,7 @@ class TimelagCube(NDCube):
             )
         dtype = np.result_type(self.data.dtype, np.float32)
         data = self.data / exposure.astype(dtype)[:, np.newaxis, np.newaxis]
-        unit = (self.unit or u.dimensionless_unscaled) / u.s
-        return self._new_instance(data=data, unit=unit)
+        return self._new_instance(data=data, unit=unit / u.s)
 
     def average(self):
         """
