@@ -301,7 +301,7 @@ class TimelagCube(NDCube):
             If an exposure time is unknown or not positive, or the cube is already a rate.
         """
         unit = self.unit or u.dimensionless_unscaled
-        if any(base.physical_type == "time" and power < 0 for base, power in zip(unit.bases, unit.powers)):
+        if any(base.physical_type == "time" and power < 0 for base, power in zip(unit.bases, unit.powers, strict=True)):
             raise ValueError(f"the cube is already a rate ({self.unit}): it was normalised before")
         exposure = self.exposure_time.to_value(u.s)
         bad = np.flatnonzero(~(exposure > 0))
