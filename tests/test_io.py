@@ -149,3 +149,16 @@ def test_pointing_mismatch(tmp_path, aia_frames):
         TimelagCube.from_files([*aia_frames, *moved])
     cube = TimelagCube.from_files([*aia_frames, *moved], pointing_tolerance=50)
     assert cube.data.shape[0] == 7
+
+
+def test_tile_compressed_files_as_aia_distributes_them(tmp_path, aia_frames):
+    compressed = []
+    for i, path in enumerate(aia_frames):
+        with fits.open(path) as hdulist:
+            image = fits.CompImageHDU(hdulist[0].data, hdulist[0].header, compression_type="RICE_1")
+            compressed.append(str(tmp_path / f"compressed_{i}.fits"))
+            fits.HDUList([fits.PrimaryHDU(), image]).writeto(compressed[-1])
+    cube = TimelagCube.from_files(compressed)
+    expected = TimelagCube.from_files(aia_frames)
+    assert (cube.time == expected.time).all()
+    np.testing.assert_array_equal(cube.data.compute(), expected.data.compute())

@@ -82,23 +82,22 @@ def read_frame_header(file, hdu=None):
         try:
             with fits.open(stream, memmap=False, lazy_load_hdus=True) as hdulist:
                 index = _image_hdu(hdulist, name) if hdu is None else hdu
-                header = hdulist[index].header.copy()
-                info = hdulist.fileinfo(index)
+                image = hdulist[index]
+                header = image.header
+                # astropy's own record of where the data end (`fileinfo` re-serialises the header: slow)
+                end = image._data_offset + image._data_size
         except (OSError, IndexError, ValueError, TypeError) as error:
             raise OSError(f"{name} is not a readable FITS file: {error}") from error
     if header.get("NAXIS") != 2:
         raise OSError(f"{name}: HDU {index} is not a 2-D image (NAXIS={header.get('NAXIS')})")
-    if info["datLoc"] + info["datSpan"] > size:
-        raise OSError(
-            f"{name} is truncated: its header announces {info['datLoc'] + info['datSpan']} bytes, "
-            f"the file has {size}"
-        )
+    if end > size:
+        raise OSError(f"{name} is truncated: its header announces {end} bytes, the file has {size}")
     return FrameHeader(name, index, header, (header["NAXIS2"], header["NAXIS1"]), _data_dtype(header))
 
 
 def _image_hdu(hdulist, name):
     for index, hdu in enumerate(hdulist):
-        if hdu.is_image and hdu.header.get("NAXIS") == 2 or isinstance(hdu, fits.CompImageHDU):
+        if hdu.is_image and hdu.header.get("NAXIS") == 2:
             return index
     raise OSError(f"{name} has no 2-D image HDU")
 
