@@ -9,6 +9,7 @@ from ndcube import NDCube
 from sunpy.map.header_helper import get_observer_meta
 from sunpy.util.metadata import MetaDict
 
+from . import analysis, lags
 from .io.files import resolve_files
 from .io.headers import check_frames, frame_times, scan_headers
 from .io.loader import FITSFrameLoader, stack_frames
@@ -346,6 +347,100 @@ class TimelagCube(NDCube):
         `~sunpy.map.MapSequence`
         """
         return sunpy.map.Map([self._frame_map(i) for i in range(self.data.shape[0])], sequence=True)
+
+    def interpolate_time(self, times):
+        """
+        The cube linearly interpolated onto other observation times (lazily).
+
+        Each new frame is built from the two frames around it; a frame keeps the
+        header of the earlier one and the interpolated exposure time.
+
+        Parameters
+        ----------
+        times : `~astropy.time.Time`
+            Strictly increasing times within the cube's time range.
+
+        Returns
+        -------
+        `TimelagCube`
+        """
+        seconds = (self.time - self.time[0]).to_value(u.s)
+        new_seconds = (times - self.time[0]).to_value(u.s)
+        data = lags.resample(self.data, seconds, new_seconds)
+        earlier = np.clip(np.searchsorted(seconds, new_seconds, side="right") - 1, 0, seconds.size - 1)
+        exposure = np.interp(new_seconds, seconds, self.exposure_time.to_value(u.s)) * u.s
+        meta = FrameMeta(self.meta, headers=tuple(self.headers[i] for i in earlier), exposure_time=exposure)
+        frame = self.wcs.pixel_to_world(0, 0, 0)[0].frame
+        return self._new_instance(data=data, wcs=timelag_wcs(self.celestial_wcs, frame, times), meta=meta)
+
+    # ---- channel pairs ------------------------------------------------------------------------
+
+    def cross_correlation(self, other, lag_bounds=None):
+        r"""
+        The cross-correlation with another channel in every pixel, as a function of lag.
+
+        .. math::
+
+            C_{AB}(\tau) = \frac{1}{N}\sum_t \tilde a(t)\, \tilde b(t + \tau),
+
+        with :math:`\tilde a, \tilde b` the z-scored series of this cube (A) and ``other``
+        (B) on their common, evenly spaced time grid: a positive lag means B peaks after A.
+
+        Parameters
+        ----------
+        other : `TimelagCube`
+            Channel B, covering the same pixels.
+        lag_bounds : `~astropy.units.Quantity`, optional
+            Smallest and largest lag, e.g. ``[-3, 3] * u.h``. Default: all lags.
+
+        Returns
+        -------
+        `~ndcube.NDCube`
+            ``(lag, y, x)``, lazy; its WCS gives the lag in seconds and the celestial
+            coordinates of this cube.
+        """
+        return analysis.cross_correlation(self, other, lag_bounds)
+
+    def timelag_map(self, other, lag_bounds=None, refine=True, min_correlation=None):
+        """
+        The time lag that maximises the cross-correlation with ``other``, in every pixel.
+
+        Parameters
+        ----------
+        other : `TimelagCube`
+            Channel B (positive lag: B peaks after this channel).
+        lag_bounds : `~astropy.units.Quantity`, optional
+            Smallest and largest lag searched, e.g. ``[-3, 3] * u.h``. Default: all lags.
+        refine : bool, optional
+            Refine the lag below the cadence with a parabola through the peak and its
+            neighbours (default). With `False` lags are multiples of the common cadence.
+        min_correlation : float, optional
+            Pixels whose peak correlation is below this get a NaN lag.
+
+        Returns
+        -------
+        `~sunpy.map.GenericMap`
+            In seconds; its mask marks pixels whose peak sits on a lag bound. Constant or
+            NaN pixels are NaN (with one `~sunpy_timelag.lags.TimelagWarning`).
+        """
+        return analysis.pair_maps([self, other], [(0, 1)], lag_bounds, refine, min_correlation)[(0, 1)].timelag
+
+    def correlation_map(self, other, lag_bounds=None):
+        """
+        The peak cross-correlation with ``other`` within the lag bounds, in every pixel.
+
+        Parameters
+        ----------
+        other : `TimelagCube`
+        lag_bounds : `~astropy.units.Quantity`, optional
+            See `timelag_map`.
+
+        Returns
+        -------
+        `~sunpy.map.GenericMap`
+            Dimensionless, in [-1, 1].
+        """
+        return analysis.pair_maps([self, other], [(0, 1)], lag_bounds, refine=False)[(0, 1)].correlation
 
     def _frame_map(self, index, celestial_wcs=None):
         header = frame_header(self.headers[index], celestial_wcs or self.celestial_wcs, {

@@ -3,10 +3,15 @@ Cube metadata to `sunpy.map.GenericMap`: frame maps, averages and result maps.
 """
 import astropy.units as u
 import dask.array as da
+import numpy as np
 import sunpy.map
+from matplotlib.colors import Normalize
+from sunpy.map.header_helper import get_observer_meta
 from sunpy.util.metadata import MetaDict
 
-__all__ = ["header_map", "celestial_header", "frame_header", "make_map"]
+__all__ = [
+    "header_map", "celestial_header", "frame_header", "make_map", "pair_header", "timelag_map", "correlation_map",
+]
 
 #: Keywords describing the celestial WCS, replaced as a whole when the WCS changes.
 _WCS_KEYWORDS = (
@@ -106,3 +111,93 @@ def make_map(data, header, plot_settings=None):
     if plot_settings:
         new_map.plot_settings.update(plot_settings)
     return new_map
+
+
+def pair_header(cube, pair, grid, lag_bounds, content, unit):
+    """
+    The header of a result map of the channel pair ``(A, B)`` on ``cube``'s pixels.
+
+    Parameters
+    ----------
+    cube : `~sunpy_timelag.TimelagCube`
+        Gives the celestial WCS, the observer and the observatory.
+    pair : (int, int)
+        The channels ``(A, B)``.
+    grid : `~astropy.time.Time`
+        The common time grid the series were correlated on.
+    lag_bounds : `~astropy.units.Quantity`
+        The smallest and largest lags searched.
+    content : str
+        What the map holds, e.g. ``"time lag"``.
+    unit : str
+        ``BUNIT``.
+
+    Returns
+    -------
+    `~sunpy.util.metadata.MetaDict`
+    """
+    first = cube.headers[0]
+    observer = get_observer_meta(cube.observer, cube.wcs.pixel_to_world(0, 0, 0)[0].rsun)
+    header = MetaDict({
+        **celestial_header(cube.celestial_wcs),
+        **observer,
+        "TELESCOP": first.get("TELESCOP", ""),
+        "OBSRVTRY": first.get("OBSRVTRY", first.get("TELESCOP", "")),
+        "DATE-OBS": grid[0].isot,
+        "DATE-END": grid[-1].isot,
+        "BUNIT": unit,
+        "CONTENT": f"{content} {pair[0]}-{pair[1]}",
+        "CHANNELA": pair[0],
+        "CHANNELB": pair[1],
+        "LAGMIN": lag_bounds[0].to_value(u.s),
+        "LAGMAX": lag_bounds[1].to_value(u.s),
+        "CADENCE": (grid[1] - grid[0]).to(u.s).value,
+    })
+    header.update({"COMMENT": f"{content} of channels {pair[0]} and {pair[1]}; positive lag: {pair[1]} peaks after "
+                              f"{pair[0]} (Viall & Klimchuk 2012), computed by sunpy_timelag"})
+    return header
+
+
+def timelag_map(lag, cube, pair, grid, lag_bounds, on_bound=None):
+    """
+    A time-lag `~sunpy.map.GenericMap` (unit s), drawn on a diverging colormap centred on zero.
+
+    Parameters
+    ----------
+    lag : numpy.ndarray
+        Lag in seconds per pixel.
+    cube, pair, grid, lag_bounds
+        See `pair_header`.
+    on_bound : numpy.ndarray of bool, optional
+        Pixels whose peak sits on a lag bound, stored as the map's mask.
+
+    Returns
+    -------
+    `~sunpy.map.GenericMap`
+    """
+    extent = np.max(np.abs(lag_bounds.to_value(u.s)))
+    header = pair_header(cube, pair, grid, lag_bounds, "time lag", "s")
+    return sunpy.map.GenericMap(
+        lag, header, mask=on_bound,
+        plot_settings={"cmap": "RdBu_r", "norm": Normalize(vmin=-extent, vmax=extent)},
+    )
+
+
+def correlation_map(correlation, cube, pair, grid, lag_bounds):
+    """
+    A peak cross-correlation `~sunpy.map.GenericMap` (dimensionless), drawn from 0 to 1.
+
+    Parameters
+    ----------
+    correlation : numpy.ndarray
+    cube, pair, grid, lag_bounds
+        See `pair_header`.
+
+    Returns
+    -------
+    `~sunpy.map.GenericMap`
+    """
+    header = pair_header(cube, pair, grid, lag_bounds, "peak cross-correlation", "")
+    return sunpy.map.GenericMap(
+        correlation, header, plot_settings={"cmap": "magma", "norm": Normalize(vmin=0, vmax=1)}
+    )

@@ -14,7 +14,7 @@ from astropy.wcs import WCS
 from gwcs import coordinate_frames as cf
 from gwcs.utils import make_fitswcs_transform
 
-__all__ = ["timelag_wcs", "celestial_wcs_of", "tangent_plane_wcs"]
+__all__ = ["timelag_wcs", "lag_wcs", "celestial_wcs_of", "tangent_plane_wcs"]
 
 #: Keywords of a 2-D celestial FITS WCS kept from the reference frame.
 CELESTIAL_KEYWORDS = (
@@ -65,6 +65,41 @@ def timelag_wcs(celestial_wcs, frame, times):
         fill_value=np.nan,
         name="time",
     )
+    temporal_frame = cf.TemporalFrame(
+        reference_frame=times[0], axes_order=(2,), unit=(u.s,), axes_names=("time",), name="time"
+    )
+    return _cube_wcs(celestial_wcs, frame, time_transform, temporal_frame, times.size)
+
+
+def lag_wcs(celestial_wcs, frame, lags):
+    """
+    Build the 3-D gWCS of a cross-correlation cube: pixel ``(x, y, k)`` to ``(SkyCoord, lag)``.
+
+    Parameters
+    ----------
+    celestial_wcs : `astropy.wcs.WCS`
+        2-D celestial FITS WCS of the frames.
+    frame : `astropy.coordinates.BaseCoordinateFrame`
+        The celestial frame.
+    lags : `~astropy.units.Quantity`
+        Evenly spaced lags, one per plane of the cube.
+
+    Returns
+    -------
+    `gwcs.WCS`
+    """
+    seconds = lags.to_value(u.s)
+    step = seconds[1] - seconds[0] if seconds.size > 1 else 1.0
+    lag_transform = models.Linear1D(slope=step, intercept=seconds[0], name="lag")
+    lag_frame = cf.CoordinateFrame(
+        naxes=1, axes_type=("TIME",), axes_order=(2,), unit=(u.s,), axes_names=("lag",),
+        axis_physical_types=("custom:time.lag",), name="lag",
+    )
+    return _cube_wcs(celestial_wcs, frame, lag_transform, lag_frame, seconds.size)
+
+
+def _cube_wcs(celestial_wcs, frame, third_transform, third_frame, third_size):
+    """A gWCS of the celestial axes of ``celestial_wcs`` and a third, separable axis."""
     celestial_frame = cf.CelestialFrame(
         axes_order=(0, 1),
         reference_frame=frame,
@@ -73,16 +108,14 @@ def timelag_wcs(celestial_wcs, frame, times):
         axis_physical_types=("custom:pos.helioprojective.lon", "custom:pos.helioprojective.lat"),
         name="helioprojective",
     )
-    temporal_frame = cf.TemporalFrame(
-        reference_frame=times[0], axes_order=(2,), unit=(u.s,), axes_names=("time",), name="time"
-    )
     pixel_frame = cf.CoordinateFrame(
         naxes=3, axes_type=("PIXEL",) * 3, axes_order=(0, 1, 2), unit=(u.pix,) * 3,
-        axes_names=("x", "y", "frame"), name="pixel",
+        axes_names=("x", "y", third_frame.axes_names[0]), name="pixel",
     )
-    world_frame = cf.CompositeFrame([celestial_frame, temporal_frame], name="world")
-    wcs = gwcs.WCS([(pixel_frame, _celestial_transform(celestial_wcs) & time_transform), (world_frame, None)])
-    wcs.pixel_shape = (*celestial_wcs.pixel_shape, times.size)
+    world_frame = cf.CompositeFrame([celestial_frame, third_frame], name="world")
+    transform = _celestial_transform(celestial_wcs) & third_transform
+    wcs = gwcs.WCS([(pixel_frame, transform), (world_frame, None)])
+    wcs.pixel_shape = (*celestial_wcs.pixel_shape, third_size)
     return wcs
 
 

@@ -1,0 +1,231 @@
+"""
+Channel-pair analysis of cubes: a common time grid, cross-correlations and time-lag maps.
+
+This is the glue between `TimelagCube` and the array kernels of `sunpy_timelag.lags`:
+it puts the channels on one evenly spaced grid of absolute times, converts lag bounds
+to seconds, runs the kernels on the cubes' Dask arrays and wraps the results with
+coordinates (`~ndcube.NDCube`, `~sunpy.map.GenericMap`).
+"""
+from typing import NamedTuple
+
+import astropy.units as u
+import numpy as np
+from ndcube import NDCube
+
+from . import lags
+from .io.wcs import lag_wcs
+from .maps import correlation_map, timelag_map
+
+__all__ = ["HOT_TO_COOL", "PairMaps", "common_time_grid", "cross_correlation", "timelag_maps", "pair_maps"]
+
+#: AIA EUV channels from hot to cool, as ordered in the literature (Viall & Klimchuk 2012):
+#: for pairs in this order a positive time lag means cooling plasma.
+HOT_TO_COOL = (94, 335, 211, 193, 171, 131)
+
+#: Largest celestial offset, in pixels, between cubes correlated pixel by pixel.
+_PIXEL_TOLERANCE = 0.1
+
+
+class PairMaps(NamedTuple):
+    """
+    The maps of one channel pair.
+
+    Attributes
+    ----------
+    timelag : `~sunpy.map.GenericMap`
+        Time lag in seconds (positive: the second channel peaks after the first); its
+        mask marks the pixels whose peak sits on a lag bound.
+    correlation : `~sunpy.map.GenericMap`
+        Peak cross-correlation, dimensionless.
+    """
+
+    timelag: object
+    correlation: object
+
+
+def common_time_grid(cubes, cadence=None):
+    """
+    The evenly spaced grid of absolute times over which all ``cubes`` overlap.
+
+    Parameters
+    ----------
+    cubes : list of `~sunpy_timelag.TimelagCube`
+    cadence : `~astropy.units.Quantity`, optional
+        Grid spacing; default the coarsest median cadence of the cubes.
+
+    Returns
+    -------
+    `~astropy.time.Time`
+    """
+    epoch = min((cube.time[0] for cube in cubes), key=lambda time: time.jd)
+    seconds = [(cube.time - epoch).to_value(u.s) for cube in cubes]
+    cadence = None if cadence is None else u.Quantity(cadence, u.s).value
+    return epoch + lags.common_time_grid(*seconds, cadence=cadence) * u.s
+
+
+def _aligned(cubes, cadence=None):
+    """The cubes' data resampled (lazily, linearly) on their common grid, the grid and its cadence."""
+    _check_same_pixels(cubes)
+    grid = common_time_grid(cubes, cadence)
+    grid_seconds = (grid - grid[0]).to_value(u.s)
+    data = [lags.resample(cube.data, (cube.time - grid[0]).to_value(u.s), grid_seconds) for cube in cubes]
+    return data, grid, grid_seconds[1] - grid_seconds[0]
+
+
+def _check_same_pixels(cubes):
+    reference = cubes[0]
+    for cube in cubes[1:]:
+        if cube.data.shape[1:] != reference.data.shape[1:]:
+            raise ValueError(
+                f"the {_name(cube)} cube has {cube.data.shape[1:]} pixels but the {_name(reference)} cube has "
+                f"{reference.data.shape[1:]}: crop them to the same region"
+            )
+        ny, nx = cube.data.shape[1:]
+        corners = (np.array([0, nx - 1, 0]), np.array([0, 0, ny - 1]))
+        world = cube.celestial_wcs.pixel_to_world(*corners)
+        offset = np.hypot(*(np.asarray(p) - c for p, c in zip(reference.celestial_wcs.world_to_pixel(world), corners,
+                                                               strict=True)))
+        if not np.all(offset <= _PIXEL_TOLERANCE):
+            raise ValueError(
+                f"the {_name(cube)} and {_name(reference)} cubes do not cover the same pixels (offset up to "
+                f"{np.nanmax(offset):.2f} pixels): register them and crop them identically"
+            )
+
+
+def _name(cube):
+    return f"{cube.channel}" if cube.wavelength is not None else "unnamed"
+
+
+def _lag_bounds_seconds(lag_bounds):
+    if lag_bounds is None:
+        return None
+    lag_bounds = u.Quantity(lag_bounds)
+    if lag_bounds.shape != (2,) or not lag_bounds.unit.is_equivalent(u.s):
+        raise ValueError(f"lag_bounds must be two times, e.g. [-3, 3] * u.h; got {lag_bounds}")
+    return tuple(lag_bounds.to_value(u.s))
+
+
+def _searched_bounds(n_times, cadence, lag_bounds):
+    """The lags actually searched, in seconds, as a Quantity pair."""
+    window = lags.lag_window(n_times, cadence, _lag_bounds_seconds(lag_bounds))
+    return u.Quantity([window[0], window[-1]]) * cadence * u.s
+
+
+def cross_correlation(cube_a, cube_b, lag_bounds=None):
+    """
+    The cross-correlation of two cubes in every pixel, as an `~ndcube.NDCube` with a lag axis.
+
+    See `sunpy_timelag.TimelagCube.cross_correlation`.
+    """
+    (a, b), grid, cadence = _aligned([cube_a, cube_b])
+    lag_seconds, cc = lags.cross_correlation(a, b, cadence, _lag_bounds_seconds(lag_bounds))
+    wcs = lag_wcs(cube_a.celestial_wcs, cube_a.wcs.pixel_to_world(0, 0, 0)[0].frame, lag_seconds * u.s)
+    meta = {
+        "channels": (_name(cube_a), _name(cube_b)),
+        "time_grid": grid,
+        "lags": lag_seconds * u.s,
+    }
+    return NDCube(cc, wcs=wcs, meta=meta, unit=u.dimensionless_unscaled)
+
+
+def pair_maps(cubes, index_pairs, lag_bounds=None, refine=True, min_correlation=None):
+    """
+    Time-lag and correlation maps of pairs of cubes given by index, computed in one pass.
+
+    Parameters
+    ----------
+    cubes : list of `~sunpy_timelag.TimelagCube`
+    index_pairs : list of (int, int)
+        Pairs of indices into ``cubes``.
+    lag_bounds, refine, min_correlation
+        See `timelag_maps`.
+
+    Returns
+    -------
+    dict
+        ``(i, j)`` -> `PairMaps`.
+    """
+    data, grid, cadence = _aligned(cubes)
+    bounds = _searched_bounds(grid.size, cadence, lag_bounds)
+    results = lags.timelag_pairs(
+        dict(enumerate(data)), index_pairs, cadence, lag_bounds=_lag_bounds_seconds(lag_bounds),
+        refine=refine, min_correlation=min_correlation,
+    )
+    results = lags.compute(results)
+    maps = {}
+    for (i, j), result in results.items():
+        names = (_name(cubes[i]), _name(cubes[j]))
+        maps[(i, j)] = PairMaps(
+            timelag_map(np.asarray(result.lag), cubes[i], names, grid, bounds, np.asarray(result.on_bound)),
+            correlation_map(np.asarray(result.correlation), cubes[i], names, grid, bounds),
+        )
+    return maps
+
+
+def timelag_maps(cubes, pairs=None, lag_bounds=None, refine=True, min_correlation=None):
+    """
+    Time-lag and peak-correlation maps of many channel pairs at once.
+
+    Every channel is put on the common time grid, centred and Fourier transformed
+    once, and reused by all the pairs it belongs to; all pairs are computed in one
+    Dask pass.
+
+    Parameters
+    ----------
+    cubes : list of `~sunpy_timelag.TimelagCube`
+        One per channel, covering the same pixels.
+    pairs : list of (int, int) or str, optional
+        Channel pairs ``(A, B)`` (positive lag: B peaks after A), as tuples or strings
+        such as ``"335-171"``. Default: every pair of the channels given, ordered hot to
+        cool as in the literature (94, 335, 211, 193, 171, 131), e.g. the 15 pairs of
+        the six AIA EUV channels.
+    lag_bounds : `~astropy.units.Quantity`, optional
+        Smallest and largest lag searched, e.g. ``[-3, 3] * u.h``. Default: all lags.
+    refine : bool, optional
+        Refine lags below the cadence (parabola through the peak; default `True`).
+    min_correlation : float, optional
+        Pixels whose peak correlation is below this get a NaN lag.
+
+    Returns
+    -------
+    dict
+        ``(A, B)`` -> `PairMaps` ``(timelag, correlation)``.
+
+    Raises
+    ------
+    ValueError
+        Two cubes of one channel, a channel of ``pairs`` without a cube, cubes covering
+        different pixels, non-overlapping time ranges, or lag bounds selecting no lag.
+    """
+    channels = [cube.channel for cube in cubes]
+    if len(set(channels)) != len(channels):
+        raise ValueError(f"timelag_maps needs one cube per channel; got channels {channels}")
+    if pairs is None:
+        order = sorted(channels, key=lambda c: (HOT_TO_COOL.index(c) if c in HOT_TO_COOL else len(HOT_TO_COOL), c))
+        pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1 :]]
+    pairs = [parse_pair(pair) for pair in pairs]
+    for pair in pairs:
+        missing = [channel for channel in pair if channel not in channels]
+        if missing:
+            raise ValueError(f"pair {pair[0]}-{pair[1]}: no cube of channel {missing[0]} (channels: {channels})")
+    used = sorted({channels.index(c) for pair in pairs for c in pair})
+    index_pairs = [(used.index(channels.index(a)), used.index(channels.index(b))) for a, b in pairs]
+    maps = pair_maps([cubes[i] for i in used], index_pairs, lag_bounds, refine, min_correlation)
+    return {pair: maps[index_pair] for pair, index_pair in zip(pairs, index_pairs, strict=True)}
+
+
+def parse_pair(pair):
+    """
+    A channel pair as a tuple of ints, from ``(335, 171)`` or ``"335-171"``.
+
+    Raises
+    ------
+    ValueError
+        If ``pair`` is not two channels.
+    """
+    values = pair.split("-") if isinstance(pair, str) else list(pair)
+    try:
+        first, second = (int(value) for value in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"a channel pair is two channels such as (335, 171) or '335-171'; got {pair!r}") from None
+    return first, second
