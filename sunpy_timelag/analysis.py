@@ -23,7 +23,7 @@ __all__ = ["HOT_TO_COOL", "PairMaps", "common_time_grid", "cross_correlation", "
 HOT_TO_COOL = (94, 335, 211, 193, 171, 131)
 
 #: Largest celestial offset, in pixels, between cubes correlated pixel by pixel.
-_PIXEL_TOLERANCE = 0.1
+_PIXEL_TOLERANCE = 0.5
 
 
 class PairMaps(NamedTuple):

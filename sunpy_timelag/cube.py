@@ -92,7 +92,7 @@ class TimelagCube(NDCube):
         shapes = [frame.shape for frame in frames]
         check_frames(headers, shapes, [frame.dtype for frame in frames], names, times, pointing_tolerance)
         order = times.argsort()
-        loaders = [FITSFrameLoader(files[i], frames[i].hdu, frames[i].shape, frames[i].dtype) for i in order]
+        loaders = [FITSFrameLoader(files[i], frames[i]) for i in order]
         reference = header_map(headers[order[0]], shapes[0])
         return cls._from_frames(
             stack_frames(loaders), [headers[i] for i in order], times[order], **_describe(reference)

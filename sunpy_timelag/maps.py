@@ -61,8 +61,6 @@ def celestial_header(celestial_wcs):
             for key in (f"CDELT{axis}", f"CRVAL{axis}"):
                 keywords[key] = (keywords[key] * unit).to_value(u.arcsec)
             keywords[f"CUNIT{axis}"] = "arcsec"
-    if celestial_wcs.pixel_shape is not None:
-        keywords["NAXIS1"], keywords["NAXIS2"] = celestial_wcs.pixel_shape
     return keywords
 
 

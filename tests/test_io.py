@@ -162,3 +162,32 @@ def test_tile_compressed_files_as_aia_distributes_them(tmp_path, aia_frames):
     expected = TimelagCube.from_files(aia_frames)
     assert (cube.time == expected.time).all()
     np.testing.assert_array_equal(cube.data.compute(), expected.data.compute())
+
+
+@pytest.mark.parametrize(
+    ("dtype", "scaling"),
+    [
+        (np.int16, {}),
+        (np.uint16, {}),  # written with BZERO = 32768
+        (np.int32, {}),
+        (np.float32, {}),
+        (np.float64, {}),
+        (np.int16, {"BSCALE": 0.5, "BZERO": 100.0, "BLANK": -32768}),
+    ],
+)
+def test_loader_reads_what_astropy_reads(tmp_path, dtype, scaling):
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 30000, size=(20, 30)).astype(dtype)
+    path = write_frames(tmp_path / "template", n_frames=1)[0]
+    header = fits.getheader(path)
+    path = tmp_path / "frame.fits"
+    hdu = fits.PrimaryHDU(image, header)
+    if scaling:
+        image[0, :3] = -32768
+        hdu = fits.PrimaryHDU(image, header, do_not_scale_image_data=True)
+        hdu.header.update(scaling)
+    hdu.writeto(path)
+    cube = TimelagCube.from_files(str(path))
+    expected = fits.getdata(path)
+    assert cube.data.dtype == expected.dtype.newbyteorder("=")  # native byte order
+    np.testing.assert_array_equal(cube.data[0].compute(), expected)

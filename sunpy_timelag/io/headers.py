@@ -35,6 +35,9 @@ class FrameHeader:
         ``(ny, nx)``.
     dtype : numpy.dtype
         Dtype of the data as astropy returns it (after ``BSCALE``/``BZERO``).
+    data_offset : int or None
+        Byte offset of the (uncompressed) image data in the file; `None` for a
+        tile-compressed image, which needs astropy to decompress it.
     """
 
     name: str
@@ -42,6 +45,7 @@ class FrameHeader:
     header: fits.Header
     shape: tuple
     dtype: np.dtype
+    data_offset: int | None
 
 
 def _data_dtype(header):
@@ -92,7 +96,8 @@ def read_frame_header(file, hdu=None):
         raise OSError(f"{name}: HDU {index} is not a 2-D image (NAXIS={header.get('NAXIS')})")
     if end > size:
         raise OSError(f"{name} is truncated: its header announces {end} bytes, the file has {size}")
-    return FrameHeader(name, index, header, (header["NAXIS2"], header["NAXIS1"]), _data_dtype(header))
+    offset = None if isinstance(image, fits.CompImageHDU) else image._data_offset
+    return FrameHeader(name, index, header, (header["NAXIS2"], header["NAXIS1"]), _data_dtype(header), offset)
 
 
 def _image_hdu(hdulist, name):

@@ -13,39 +13,59 @@ class FITSFrameLoader:
     """
     Read the image of one FITS file, as a ``(1, ny, nx)`` array, when called.
 
-    The loader holds only the (picklable) `fsspec.core.OpenFile`, the HDU index and the
-    expected shape and dtype, so it can be shipped to `dask.distributed` workers.
+    An uncompressed image is read as one block of bytes at its known offset (one
+    range request on a remote file system) and scaled as astropy scales it
+    (:math:`v = \\mathrm{BSCALE}\\,r + \\mathrm{BZERO}`, ``BLANK`` to NaN); a
+    tile-compressed image is decompressed by astropy. The loader holds only the
+    picklable `fsspec.core.OpenFile` and a few numbers, so it ships cheaply to
+    `dask.distributed` workers.
 
     Parameters
     ----------
     file : `fsspec.core.OpenFile`
         The file to read.
-    hdu : int
-        Index of the image HDU (``1`` for tile-compressed AIA files).
-    shape : tuple of int
-        Expected ``(ny, nx)`` shape of the image.
-    dtype : numpy.dtype
-        Dtype of the returned array (that of the scaled FITS data).
+    frame : `~sunpy_timelag.io.headers.FrameHeader`
+        What the header scan found: HDU, shape, dtype and data offset.
     """
 
-    def __init__(self, file, hdu, shape, dtype):
+    def __init__(self, file, frame):
         self.file = file
-        self.hdu = hdu
-        self.shape = tuple(shape)
-        self.dtype = np.dtype(dtype)
+        self.hdu = frame.hdu
+        self.shape = frame.shape
+        self.dtype = np.dtype(frame.dtype)
+        self.offset = frame.data_offset
+        header = frame.header
+        self.raw_dtype = np.dtype(fits.hdu.base.BITPIX2DTYPE[header["BITPIX"]]).newbyteorder(">")
+        self.scaling = (header.get("BSCALE", 1), header.get("BZERO", 0), header.get("BLANK"))
 
     def __repr__(self):
         return f"{type(self).__name__}({self.file.full_name!r}, hdu={self.hdu})"
 
     def __call__(self):
-        with self.file as stream, fits.open(stream, memmap=False) as hdulist:
-            data = hdulist[self.hdu].data
-            if data is None or data.shape != self.shape:
-                raise OSError(
-                    f"{self.file.full_name}: expected a {self.shape} image in HDU {self.hdu}, "
-                    f"found {None if data is None else data.shape}"
-                )
-            return np.asarray(data, dtype=self.dtype)[np.newaxis]
+        with self.file as stream:
+            if self.offset is None:
+                return self._decompress(stream)[np.newaxis]
+            stream.seek(self.offset)
+            size = int(np.prod(self.shape)) * self.raw_dtype.itemsize
+            buffer = stream.read(size)
+        if len(buffer) != size:
+            raise OSError(f"{self.file.full_name} is truncated: {len(buffer)} of {size} bytes of image data")
+        return self._scale(np.frombuffer(buffer, dtype=self.raw_dtype).reshape(self.shape))[np.newaxis]
+
+    def _decompress(self, stream):
+        with fits.open(stream, memmap=False) as hdulist:
+            return np.asarray(hdulist[self.hdu].data, dtype=self.dtype)
+
+    def _scale(self, raw):
+        bscale, bzero, blank = self.scaling
+        if self.dtype.kind in "iu":  # no scaling, or the FITS unsigned-integer convention
+            return (raw.astype(np.int64) + int(bzero)).astype(self.dtype) if bzero else raw.astype(self.dtype)
+        data = raw.astype(self.dtype)
+        if bscale != 1 or bzero != 0:
+            data = data * self.dtype.type(bscale) + self.dtype.type(bzero)
+            if blank is not None and raw.dtype.kind == "i":
+                data[raw == blank] = np.nan
+        return data
 
 
 def stack_frames(loaders):

@@ -1,0 +1,207 @@
+"""
+The ``sunpy-timelag`` command: ``demo`` on the built-in synthetic observation, ``run`` on real data.
+"""
+import argparse
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+
+from . import __version__
+from .analysis import parse_pair, timelag_maps
+from .cube import TimelagCube
+from .io.write import write_atomically
+
+__all__ = ["main"]
+
+_DURATION = re.compile(r"^\s*(-?[\d.]+)\s*([a-z]*)\s*$")
+
+
+def parse_duration(text):
+    """
+    A duration such as ``"-3h"``, ``"90min"``, ``"20 s"`` (a bare number is seconds).
+
+    Returns
+    -------
+    `~astropy.units.Quantity`
+    """
+    match = _DURATION.match(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. -3h, 90min, 20s)")
+    value, unit = match.groups()
+    try:
+        return (float(value) * u.Unit(unit or "s")).to(u.s)
+    except (ValueError, u.UnitConversionError):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. -3h, 90min, 20s)") from None
+
+
+def _parse_pairs(text):
+    try:
+        return [parse_pair(pair) for pair in text.split(",")]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _parse_bin(text):
+    try:
+        factors = tuple(int(f) for f in text.split(","))
+    except ValueError:
+        factors = ()
+    if len(factors) != 3 or min(factors) < 1:
+        raise argparse.ArgumentTypeError(f"--rebin takes three positive integers t,y,x such as 1,2,2; got {text!r}")
+    return factors
+
+
+def _step(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def analyse(pattern, pairs, lag_bounds, out, rebin=None, normalize=True, min_correlation=None, protected=()):
+    """
+    Build the cubes of the channels in ``pairs``, compute their maps and write them.
+
+    Parameters
+    ----------
+    pattern : str
+        Path, glob or URL of the files of one channel, with ``{channel}`` in it.
+    pairs : list of (int, int)
+        Channel pairs ``(A, B)``.
+    lag_bounds : `~astropy.units.Quantity`
+    out : pathlib.Path
+        Output folder: ``timelag_A_B.fits``, ``correlation_A_B.fits`` and a PNG per pair.
+    rebin : tuple of int, optional
+    normalize : bool
+        Divide by the exposure times.
+    min_correlation : float, optional
+    protected : iterable of path
+        Inputs never overwritten.
+
+    Returns
+    -------
+    dict
+        ``(A, B)`` -> `~sunpy_timelag.analysis.PairMaps`.
+    """
+    from dask.diagnostics import ProgressBar
+
+    channels = list(dict.fromkeys(channel for pair in pairs for channel in pair))
+    cubes = []
+    for channel in channels:
+        cube = TimelagCube.from_files(pattern.format(channel=channel))
+        _step(f"{channel}: {cube.data.shape[0]} frames of {cube.data.shape[2]}x{cube.data.shape[1]} pixels, "
+              f"{cube.time[0].isot} to {cube.time[-1].isot}")
+        if normalize:
+            cube = cube.normalize_exposure()
+        if rebin:
+            cube = cube.rebin(rebin)
+        cubes.append(cube)
+    _step(f"computing {len(pairs)} pair(s) within lags {lag_bounds[0]:.0f} to {lag_bounds[1]:.0f}")
+    with ProgressBar(minimum=1):
+        results = timelag_maps(cubes, pairs=pairs, lag_bounds=lag_bounds, min_correlation=min_correlation)
+    for (a, b), maps in results.items():
+        for kind, result in maps._asdict().items():
+            write_atomically(out / f"{kind}_{a}_{b}.fits", result.save, protected)
+        write_atomically(out / f"timelag_{a}_{b}.png", lambda p, m=maps, pair=(a, b): _figure(m, pair, p), protected)
+    _step(f"wrote {2 * len(results)} FITS maps and {len(results)} figures to {out}")
+    return results
+
+
+def _figure(maps, pair, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure = plt.figure(figsize=(11, 4.6))
+    for i, (title, result, label) in enumerate(
+        [("time lag", maps.timelag, "lag [s]"), ("peak cross-correlation", maps.correlation, "")]
+    ):
+        axes = figure.add_subplot(1, 2, i + 1, projection=result)
+        image = result.plot(axes=axes, title=f"{pair[0]}-{pair[1]} {title}")
+        figure.colorbar(image, ax=axes, label=label, shrink=0.8)
+    figure.tight_layout()
+    figure.savefig(path, format="png", dpi=90)
+    plt.close(figure)
+
+
+def demo(args):
+    """Run the main job on the synthetic observation and compare with its ground truth."""
+    from .data import make_synthetic_observation
+
+    with tempfile.TemporaryDirectory(prefix="sunpy-timelag-demo-") as scratch:
+        data = Path(args.data) if args.data else Path(scratch)
+        _step(f"writing a synthetic AIA observation ({args.duration:.1f}, 6 channels) to {data}")
+        observation = make_synthetic_observation(data, duration=args.duration, drop_frame=True, seed=args.seed)
+        pairs = args.pairs or [(94, 335), (335, 211), (335, 193), (335, 171), (211, 171), (193, 171)]
+        inputs = [path for files in observation.files.values() for path in files]
+        results = analyse(str(data / "{channel}" / "*.fits"), pairs, args.lag_bounds, Path(args.out),
+                          rebin=None, protected=inputs)
+    print(f"\n{'pair':>8} {'median |lag - truth| [s]':>26} {'within one cadence':>20} {'median correlation':>20}")
+    for (a, b), maps in results.items():
+        cadence = maps.timelag.meta["cadence"]
+        truth = observation.true_timelag(a, b)
+        loops = np.isfinite(truth)
+        error = np.abs(maps.timelag.data - truth)[loops]
+        print(f"{a:>4}-{b:<3} {np.nanmedian(error):>26.2f} {np.mean(error <= cadence):>20.1%} "
+              f"{np.nanmedian(maps.correlation.data[loops]):>20.2f}")
+    print(f"\nResults in {Path(args.out).resolve()}")
+    return 0
+
+
+def run(args):
+    """Run the analysis on real data."""
+    if "{channel}" not in args.pattern:
+        raise SystemExit("the file pattern must contain {channel}, e.g. 'obs/{channel}/*.fits'")
+    analyse(args.pattern, args.pairs, args.lag_bounds, Path(args.out), rebin=args.rebin,
+            normalize=not args.no_normalize, min_correlation=args.min_correlation)
+    print(f"\nResults in {Path(args.out).resolve()}")
+    return 0
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="sunpy-timelag", description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--lag-bounds", nargs=2, type=parse_duration, metavar=("MIN", "MAX"),
+                        help="smallest and largest lag searched, e.g. -3h 3h")
+    common.add_argument("--pairs", type=_parse_pairs, help="channel pairs, e.g. 335-171,211-193")
+    common.add_argument("--out", default="timelag-results", help="output folder (default: %(default)s)")
+
+    demo_parser = commands.add_parser("demo", parents=[common], help="run on the built-in synthetic observation")
+    demo_parser.add_argument("--duration", type=parse_duration, default=2 * u.h, help="default: 2h")
+    demo_parser.add_argument("--data", help="keep the synthetic FITS files in this folder (default: temporary)")
+    demo_parser.add_argument("--seed", type=int, default=0)
+    demo_parser.set_defaults(handler=demo, default_bounds=(-1 * u.h, 1 * u.h))
+
+    run_parser = commands.add_parser("run", parents=[common], help="run on FITS files")
+    run_parser.add_argument("pattern", help="files of each channel, with {channel}, e.g. 'obs/{channel}/*.fits'")
+    run_parser.add_argument("--rebin", type=_parse_bin, help="bin factors t,y,x, e.g. 1,2,2")
+    run_parser.add_argument("--min-correlation", type=float, help="mask lags whose peak correlation is lower")
+    run_parser.add_argument("--no-normalize", action="store_true", help="do not divide by the exposure times")
+    run_parser.set_defaults(handler=run, default_bounds=(-3 * u.h, 3 * u.h))
+    return parser
+
+
+def main(argv=None):
+    """Entry point of ``sunpy-timelag``."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.lag_bounds is None:
+        args.lag_bounds = args.default_bounds
+    args.lag_bounds = u.Quantity(args.lag_bounds)
+    if args.command == "run" and not args.pairs:
+        parser.error("run needs --pairs, e.g. --pairs 335-171,211-193")
+    try:
+        return args.handler(args)
+    except (OSError, ValueError) as error:
+        print(f"sunpy-timelag: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
