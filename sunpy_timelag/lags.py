@@ -1,0 +1,716 @@
+r"""
+Pure array kernels of the time-lag engine.
+
+Every function here takes and returns plain arrays — NumPy, CuPy, or Dask
+arrays of either — with **time on axis 0** and any trailing spatial shape.
+Times are float seconds relative to any epoch, lag bounds are floats in
+seconds; nothing here knows about sunpy, ndcube or astropy.
+
+For two series :math:`a, b` on a common, evenly spaced grid of :math:`N`
+samples (cadence :math:`\Delta t`) the cross-correlation at the lag
+:math:`\tau = k\,\Delta t` is, as in Viall & Klimchuk (2012) and
+`sunkit_image.time_lag`,
+
+.. math::
+
+    C_{AB}(k) = \frac{1}{N}\sum_t \tilde a(t)\,\tilde b(t + k),
+    \qquad \tilde x = \frac{x - \bar x}{\sigma_x},
+
+with population standard deviations and zero outside the series, so that a
+positive lag means that :math:`b` peaks after :math:`a`. The time lag is the
+:math:`\tau` that maximises :math:`C_{AB}` within the lag bounds and the peak
+correlation is that maximum.
+
+How it is computed
+------------------
+Writing :math:`a' = a - \bar a` and :math:`b' = b - \bar b`,
+:math:`C_{AB}(k) = \sum_t a'(t)\, b'(t+k) / (\lVert a'\rVert \lVert b'\rVert)`, and the
+sum is the inverse real FFT of :math:`\overline{\hat a'}\,\hat b'` with both
+series zero-padded to a length :math:`L`. The circular correlation of length
+:math:`L` equals the linear one for every lag :math:`k` with
+:math:`L \ge N + |k|` (the aliased lag :math:`k \mp L` then lies outside
+:math:`\pm(N-1)`), so the transform is only as long as the lag window needs,
+``scipy.fft.next_fast_len(N + max|k|)``, instead of the :math:`2N - 1` used by
+sunkit-image. Pixels are processed in blocks small enough to stay in cache;
+each channel is centred (in float64) and transformed once per block, and the
+peak search runs on each block right after its inverse transform, so the
+full correlation cube is never built when only maps are wanted. Dask inputs
+are rechunked to the whole time axis and run block by block with
+`dask.array.map_blocks` (any scheduler, ``dask.distributed`` included).
+
+Invalid pixels
+--------------
+A pixel whose series is constant (standard deviation at most
+``1e-12 * |mean|``) or contains a NaN in either channel gets a NaN lag and a
+NaN correlation. Eager (NumPy/CuPy) calls issue one `TimelagWarning` counting
+them; with Dask the warning is issued by `compute` (or
+`TimelagResult.compute`) once the maps are known, because chunks run silently
+and, on a cluster, in other processes.
+"""
+
+import functools
+import itertools
+import math
+import warnings
+from typing import Any, NamedTuple
+
+import dask
+import dask.array as da
+import numpy as np
+import scipy.fft
+
+from .backend import array_module, fft_module
+
+__all__ = [
+    "TimelagWarning",
+    "TimelagResult",
+    "common_time_grid",
+    "resample",
+    "lag_window",
+    "fft_length",
+    "cross_correlation",
+    "timelag",
+    "timelag_pairs",
+    "compute",
+    "warn_invalid",
+]
+
+#: A series whose standard deviation is at most this fraction of its mean magnitude is constant.
+_CONSTANT_RTOL = 1e-12
+#: Two times closer than this fraction of the cadence are the same time.
+_TIME_RTOL = 1e-6
+#: Working-set bytes of one block of pixels (cache-sized on the CPU, large on a GPU).
+_BLOCK_BYTES = {"numpy": 2**22, "cupy": 2**28}
+#: Bytes of one input chunk when a Dask array is rechunked to the whole time axis.
+_CHUNK_BYTES = 2**26
+
+
+class TimelagWarning(UserWarning):
+    """Some pixels are constant or contain NaN; their lag and correlation are NaN."""
+
+
+class TimelagResult(NamedTuple):
+    """
+    Time lag and peak correlation of one channel pair, per pixel.
+
+    Attributes
+    ----------
+    lag : array
+        Time lag in seconds (float64); NaN for invalid pixels and for pixels
+        whose correlation is below ``min_correlation``.
+    correlation : array
+        Peak cross-correlation (float64), the discrete maximum of
+        :math:`C_{AB}` within the lag bounds (never the interpolated vertex);
+        NaN for invalid pixels.
+    on_bound : array
+        Boolean; `True` where the peak sits on a lag bound, i.e. the true peak
+        may lie outside the window and the lag is a lower bound of its size.
+    """
+
+    lag: Any
+    correlation: Any
+    on_bound: Any
+
+    def compute(self, **kwargs):
+        """
+        Compute lazy fields in one pass and warn once about invalid pixels.
+
+        See `compute`.
+        """
+        return compute(self, **kwargs)
+
+
+# ----------------------------------------------------------------------------- time grids
+
+
+def common_time_grid(*times, cadence=None):
+    """
+    An evenly spaced time grid covering the overlap of several series.
+
+    Parameters
+    ----------
+    *times : array-like
+        One strictly increasing 1-D array of times (float seconds, any common
+        epoch) per series.
+    cadence : float, optional
+        Spacing of the grid in seconds. Default: the coarsest of the median
+        cadences of the inputs.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``start + cadence * arange(n)``, where ``start`` is the latest first
+        time and ``n`` the number of steps that fit before the earliest last
+        time, so that every series can be interpolated onto it.
+
+    Raises
+    ------
+    ValueError
+        If the time ranges do not overlap or the overlap holds fewer than 3
+        grid points.
+    """
+    if not times:
+        raise ValueError("common_time_grid needs at least one array of times")
+    times = [_check_times(t, f"times[{i}]") for i, t in enumerate(times)]
+    start = max(t[0] for t in times)
+    stop = min(t[-1] for t in times)
+    if stop <= start:
+        raise ValueError(f"the time ranges do not overlap (latest start {start} s >= earliest end {stop} s)")
+    if cadence is None:
+        cadence = max(np.median(np.diff(t)) for t in times)
+    cadence = _check_cadence(cadence)
+    n_times = math.floor((stop - start) / cadence + _TIME_RTOL) + 1
+    if n_times < 3:
+        raise ValueError(
+            f"the overlap of the time ranges ({stop - start} s) holds {n_times} steps of cadence "
+            f"{cadence} s; at least 3 are needed"
+        )
+    return start + cadence * np.arange(n_times)
+
+
+def resample(data, times, new_times):
+    r"""
+    Linear interpolation of ``data`` along axis 0 from ``times`` to ``new_times``.
+
+    .. math::
+
+        d(t') = (1 - w)\, d_i + w\, d_{i+1}, \qquad
+        w = \frac{t' - t_i}{t_{i+1} - t_i}, \quad t_i \le t' \le t_{i+1}.
+
+    Parameters
+    ----------
+    data : array
+        NumPy, CuPy or Dask array of shape ``(len(times), ...)``.
+    times : array-like
+        Strictly increasing times (s) of the frames of ``data``.
+    new_times : array-like
+        Strictly increasing times (s) to interpolate to, within the range of
+        ``times``.
+
+    Returns
+    -------
+    array
+        Of shape ``(len(new_times), ...)`` and the array type of ``data``
+        (lazy for Dask: each new frame is built from the two neighbouring
+        frames, so one-chunk-per-frame inputs are never loaded whole). When
+        ``new_times`` equals ``times`` (to a millionth of a cadence) ``data``
+        itself is returned, and when it is a contiguous run of ``times`` the
+        matching slice; no interpolation happens in either case.
+
+    Raises
+    ------
+    ValueError
+        If ``new_times`` leaves the range of ``times`` or ``data`` does not
+        have one frame per time.
+    """
+    times = _check_times(times, "times")
+    new_times = _check_times(new_times, "new_times", min_size=1)
+    if data.shape[0] != times.size:
+        raise ValueError(f"data has {data.shape[0]} frames along axis 0 but times has {times.size}")
+    tol = _TIME_RTOL * np.median(np.diff(times))
+    start = int(np.searchsorted(times, new_times[0] - tol))
+    stop = start + new_times.size
+    if stop <= times.size and np.allclose(times[start:stop], new_times, rtol=0, atol=tol):
+        return data if new_times.size == times.size else data[start:stop]
+    if new_times[0] < times[0] - tol or new_times[-1] > times[-1] + tol:
+        raise ValueError(
+            f"new_times [{new_times[0]}, {new_times[-1]}] s leave the range of times "
+            f"[{times[0]}, {times[-1]}] s; interpolation does not extrapolate"
+        )
+    lower = np.clip(np.searchsorted(times, new_times, side="right") - 1, 0, times.size - 2)
+    weight = np.clip((new_times - times[lower]) / (times[lower + 1] - times[lower]), 0, 1)
+    xp = array_module(data)
+    dtype = np.result_type(data.dtype, np.float32)
+    weight = xp.asarray(weight.astype(dtype).reshape((-1,) + (1,) * (data.ndim - 1)))
+    return data[lower] * (1 - weight) + data[lower + 1] * weight
+
+
+# ----------------------------------------------------------------------------- lag window
+
+
+def lag_window(n_times, cadence, lag_bounds=None):
+    """
+    The integer lags (in samples) that lie within the lag bounds.
+
+    Parameters
+    ----------
+    n_times : int
+        Number of time steps :math:`N` of the series (at least 3).
+    cadence : float
+        Spacing of the time grid in seconds.
+    lag_bounds : (float, float), optional
+        Smallest and largest lag in seconds, inclusive (a millionth of a
+        cadence of slack absorbs rounding). Default: all lags,
+        :math:`\\pm(N - 1)` samples; bounds beyond that are clipped to it.
+
+    Returns
+    -------
+    numpy.ndarray
+        Ascending consecutive integers :math:`k`; the lags in seconds are
+        ``k * cadence``.
+
+    Raises
+    ------
+    ValueError
+        If ``lag_bounds`` is not two numbers, is reversed, or selects no lag.
+    """
+    _check_n_times(n_times)
+    cadence = _check_cadence(cadence)
+    k_max = n_times - 1
+    if lag_bounds is None:
+        return np.arange(-k_max, k_max + 1)
+    low, high = _check_bounds(lag_bounds)
+    first = math.ceil(np.clip(low / cadence, -n_times, n_times) - _TIME_RTOL)
+    last = math.floor(np.clip(high / cadence, -n_times, n_times) + _TIME_RTOL)
+    first, last = max(first, -k_max), min(last, k_max)
+    if first > last:
+        raise ValueError(
+            f"lag_bounds ({low}, {high}) s select no lag: lags are multiples of the cadence {cadence} s "
+            f"within +-{k_max * cadence} s"
+        )
+    return np.arange(first, last + 1)
+
+
+def fft_length(n_times, lags):
+    """
+    The shortest fast FFT length giving the linear correlation at ``lags``.
+
+    Parameters
+    ----------
+    n_times : int
+        Number of time steps :math:`N`.
+    lags : numpy.ndarray
+        Integer lags (samples), as from `lag_window`.
+
+    Returns
+    -------
+    int
+        ``scipy.fft.next_fast_len(N + max|k|)``: a circular correlation of
+        this length has no wrap-around at any of ``lags``.
+    """
+    reach = max(int(lags[-1]), -int(lags[0]), 0)
+    return scipy.fft.next_fast_len(n_times + reach, real=True)
+
+
+# ----------------------------------------------------------------------------- public kernels
+
+
+def cross_correlation(a, b, cadence, lag_bounds=None, dtype=np.float64):
+    """
+    The cross-correlation :math:`C_{AB}` of two series at every lag in the bounds.
+
+    Parameters
+    ----------
+    a, b : array
+        NumPy, CuPy or Dask arrays of the same shape ``(N, ...)``, time on
+        axis 0, on the same evenly spaced grid (see `resample`).
+    cadence : float
+        Spacing of the time grid in seconds.
+    lag_bounds : (float, float), optional
+        Smallest and largest lag in seconds (see `lag_window`).
+    dtype : {numpy.float64, numpy.float32}, optional
+        Precision of the transforms and of ``cc``.
+
+    Returns
+    -------
+    lags : numpy.ndarray
+        The lags in seconds, ``lag_window(...) * cadence``.
+    cc : array
+        Of shape ``(len(lags), ...)`` and the array type of ``a`` (lazy for
+        Dask); NaN for constant or NaN pixels. A NumPy/CuPy call warns once
+        (`TimelagWarning`) about them.
+    """
+    arrays = _check_series({"a": a, "b": b})
+    dtype = _check_dtype(dtype)
+    lags = lag_window(arrays[0].shape[0], cadence, lag_bounds)
+    kernel = functools.partial(_cross_correlation_block, lags=lags, dtype=dtype)
+    cc = _map_time_blocks(kernel, arrays, lags.size, dtype)
+    if not isinstance(cc, da.Array):
+        warn_invalid(cc[0])
+    return lags * _check_cadence(cadence), cc
+
+
+def timelag(a, b, cadence, lag_bounds=None, refine=True, min_correlation=None, dtype=np.float64):
+    r"""
+    Time lag and peak correlation of two series in every pixel, in one pass.
+
+    The lag is :math:`\tau_{AB} = \Delta t\, \mathrm{argmax}_k\, C_{AB}(k)`
+    within the lag bounds (positive: ``b`` peaks after ``a``) and the peak
+    correlation is :math:`\max_k C_{AB}(k)`.
+
+    With ``refine=True`` the lag is refined below the cadence by the vertex of
+    the parabola through the peak :math:`C_0` and its neighbours
+    :math:`C_{\pm 1}`,
+
+    .. math::
+
+        \delta = \frac{C_{-1} - C_{+1}}{2\,(C_{-1} - 2C_0 + C_{+1})}
+        \in [-\tfrac12, \tfrac12], \qquad \tau = (k_{\max} + \delta)\,\Delta t,
+
+    except on a lag bound, where the discrete lag is kept. The correlation is
+    always the discrete maximum (the vertex height is an extrapolation that
+    can exceed 1). With ``refine=False`` lag and correlation equal
+    ``sunkit_image.time_lag.time_lag`` and ``max_cross_correlation``.
+
+    The refined lag locates the maximum of :math:`C_{AB}` itself, and
+    :math:`C_{AB}` (global means, :math:`1/N` whatever the overlap) leans
+    slightly towards zero lag: for two Gaussian pulses 6 samples wide the
+    maximum sits 0.02 (300-sample series) to 0.07 (150 samples) samples short
+    of the true delay, against up to 0.5 samples of quantisation.
+
+    Parameters
+    ----------
+    a, b : array
+        NumPy, CuPy or Dask arrays of the same shape ``(N, ...)``, time on
+        axis 0, on the same evenly spaced grid (see `resample`).
+    cadence : float
+        Spacing of the time grid in seconds.
+    lag_bounds : (float, float), optional
+        Smallest and largest lag in seconds (see `lag_window`).
+    refine : bool, optional
+        Sub-cadence refinement of the lag (default `True`).
+    min_correlation : float, optional
+        Pixels whose peak correlation is below this get a NaN lag.
+    dtype : {numpy.float64, numpy.float32}, optional
+        Precision of the transforms. float32 is faster; its peak correlations
+        differ from float64 by ~1e-7 and its lags only where two lags are
+        within ~1e-6 in correlation.
+
+    Returns
+    -------
+    TimelagResult
+        ``(lag, correlation, on_bound)``, each of the spatial shape and array
+        type of ``a`` (lazy for Dask; compute them with
+        `TimelagResult.compute`, which also issues the warning).
+
+    Warns
+    -----
+    TimelagWarning
+        Once, counting the constant or NaN pixels (NumPy/CuPy inputs).
+    """
+    return timelag_pairs(
+        {"a": a, "b": b},
+        [("a", "b")],
+        cadence,
+        lag_bounds=lag_bounds,
+        refine=refine,
+        min_correlation=min_correlation,
+        dtype=dtype,
+    )[("a", "b")]
+
+
+def timelag_pairs(series, pairs, cadence, lag_bounds=None, refine=True, min_correlation=None, dtype=np.float64):
+    """
+    `timelag` for many channel pairs at once, transforming each channel once.
+
+    Parameters
+    ----------
+    series : mapping
+        Channel key -> array of shape ``(N, ...)`` (NumPy, CuPy or Dask), all
+        on the same evenly spaced grid.
+    pairs : iterable of (key, key) or None
+        The pairs ``(A, B)`` to correlate (positive lag: ``B`` after ``A``).
+        Default: every pair of keys in the order of ``series``
+        (``itertools.combinations``); with channels ordered hot to cool these
+        are the hot-to-cool pairs.
+    cadence, lag_bounds, refine, min_correlation, dtype
+        As in `timelag`.
+
+    Returns
+    -------
+    dict
+        ``(A, B)`` -> `TimelagResult`. With Dask every result comes from one
+        graph in which each channel is centred and transformed once per
+        spatial chunk; compute them together with `compute`.
+
+    Warns
+    -----
+    TimelagWarning
+        Once, counting the pixels that are invalid in any pair (NumPy/CuPy).
+    """
+    pairs = _check_pairs(series, pairs)
+    keys = list(dict.fromkeys(key for pair in pairs for key in pair))
+    arrays = _check_series({key: series[key] for key in keys})
+    dtype = _check_dtype(dtype)
+    cadence = _check_cadence(cadence)
+    lags = lag_window(arrays[0].shape[0], cadence, lag_bounds)
+    index_pairs = [(keys.index(key_a), keys.index(key_b)) for key_a, key_b in pairs]
+    kernel = functools.partial(
+        _timelag_block, pairs=index_pairs, lags=lags, cadence=cadence, refine=refine, dtype=dtype
+    )
+    maps = _map_time_blocks(kernel, arrays, 3 * len(pairs), np.float64)
+    results = {pair: _result(maps[3 * i : 3 * i + 3], min_correlation) for i, pair in enumerate(pairs)}
+    if not isinstance(maps, da.Array):
+        warn_invalid(*(result.correlation for result in results.values()))
+    return results
+
+
+def compute(results, **kwargs):
+    """
+    Compute lazy time-lag results in one pass and warn once about invalid pixels.
+
+    Parameters
+    ----------
+    results : TimelagResult or mapping of them
+        As returned by `timelag` or `timelag_pairs`.
+    **kwargs
+        Passed to `dask.compute` (e.g. ``scheduler=``).
+
+    Returns
+    -------
+    TimelagResult or dict
+        The same structure holding NumPy (or CuPy) arrays.
+
+    Warns
+    -----
+    TimelagWarning
+        Once, if any pixel is constant or NaN in any of the results.
+    """
+    (computed,) = dask.compute(results, **kwargs)
+    values = [computed] if isinstance(computed, TimelagResult) else list(computed.values())
+    warn_invalid(*(result.correlation for result in values))
+    return computed
+
+
+def warn_invalid(*correlations):
+    """
+    Issue one `TimelagWarning` counting the pixels that are NaN in any map.
+
+    Parameters
+    ----------
+    *correlations : array
+        Computed correlation maps of the same shape (NaN marks a constant or
+        NaN pixel).
+
+    Returns
+    -------
+    int
+        The number of invalid pixels.
+    """
+    xp = array_module(correlations[0])
+    invalid = functools.reduce(xp.logical_or, (xp.isnan(c) for c in correlations))
+    count = int(invalid.sum())
+    if count:
+        warnings.warn(
+            f"{count} of {invalid.size} pixels are constant or contain NaN; their time lag and correlation are NaN",
+            TimelagWarning,
+            stacklevel=3,
+        )
+    return count
+
+
+# ----------------------------------------------------------------------------- block kernels
+
+
+def _timelag_block(*channels, pairs, lags, cadence, refine, dtype):
+    """(N, ...) blocks of each channel -> (3 * n_pairs, ...) float64: lag, correlation, on_bound."""
+    xp = array_module(channels[0])
+    n_times, spatial = channels[0].shape[0], channels[0].shape[1:]
+    flat = [channel.reshape(n_times, -1) for channel in channels]
+    n_fft = fft_length(n_times, lags)
+    out = xp.empty((len(pairs), 3, flat[0].shape[1]))
+    for block in _pixel_blocks(xp, flat[0].shape[1], n_fft, len(channels) + 2):
+        spectra, norms = zip(*(_spectrum(f[:, block], n_fft, dtype) for f in flat), strict=True)
+        conjugates = {i: xp.conj(spectra[i]) for i, _ in pairs}
+        for pair_out, (i, j) in zip(out, pairs, strict=True):
+            corr = fft_module(xp).irfft(conjugates[i] * spectra[j], n=n_fft, axis=0, overwrite_x=True)
+            lag, peak, on_bound = _peak(corr, lags, refine)
+            norm = norms[i] * norms[j]
+            valid = xp.isfinite(norm)
+            pair_out[0, block] = xp.where(valid, lag * cadence, np.nan)
+            pair_out[1, block] = peak / norm
+            pair_out[2, block] = on_bound & valid
+    return out.reshape((3 * len(pairs),) + spatial)
+
+
+def _cross_correlation_block(a, b, lags, dtype):
+    """(N, ...) blocks of two channels -> (n_lags, ...) correlation cube."""
+    xp = array_module(a)
+    n_times, spatial = a.shape[0], a.shape[1:]
+    a, b = a.reshape(n_times, -1), b.reshape(n_times, -1)
+    n_fft = fft_length(n_times, lags)
+    rows = xp.asarray(lags % n_fft)
+    out = xp.empty((lags.size, a.shape[1]), dtype=dtype)
+    for block in _pixel_blocks(xp, a.shape[1], n_fft, 4):
+        (spectrum_a, norm_a), (spectrum_b, norm_b) = (_spectrum(x[:, block], n_fft, dtype) for x in (a, b))
+        corr = fft_module(xp).irfft(xp.conj(spectrum_a) * spectrum_b, n=n_fft, axis=0, overwrite_x=True)
+        out[:, block] = corr[rows] / (norm_a * norm_b)
+    return out.reshape((lags.size,) + spatial)
+
+
+def _pixel_blocks(xp, n_pixels, n_fft, n_buffers):
+    """Slices of pixels whose ``n_buffers`` transforms of length ``n_fft`` fit the block budget."""
+    step = max(16, _BLOCK_BYTES[xp.__name__] // (8 * n_fft * n_buffers))
+    return [slice(start, start + step) for start in range(0, n_pixels, step)]
+
+
+def _spectrum(x, n_fft, dtype):
+    """
+    Real FFT of the centred columns of ``x`` (N, pixels), zero-padded to ``n_fft``.
+
+    Returns the spectrum and the norm of each centred column, NaN where the
+    column is constant or contains NaN. The mean is taken in float64.
+    """
+    xp = array_module(x)
+    mean = x.mean(axis=0, dtype=np.float64)
+    padded = xp.zeros((n_fft,) + x.shape[1:], dtype=dtype)
+    centred = padded[: x.shape[0]]
+    with np.errstate(invalid="ignore"):
+        xp.subtract(x, mean, out=centred, casting="unsafe")
+    norm = xp.sqrt(xp.square(centred).sum(axis=0, dtype=np.float64))
+    valid = norm > _CONSTANT_RTOL * math.sqrt(x.shape[0]) * xp.abs(mean)
+    norm = xp.where(valid, norm, np.nan)
+    return fft_module(xp).rfft(padded, axis=0, overwrite_x=True), norm
+
+
+def _peak(corr, lags, refine):
+    """
+    Peak of one block of circular correlations ``corr`` (n_fft, pixels) in the lag window.
+
+    Returns the lag in samples (refined or not), the unnormalised peak value
+    and the on-bound flag, per pixel.
+    """
+    xp = array_module(corr)
+    n_fft, pixels = corr.shape[0], xp.arange(corr.shape[1])
+    index = _window_argmax(corr, lags, pixels)
+    rows = (index + int(lags[0])) % n_fft
+    peak = corr[rows, pixels]
+    on_bound = (index == 0) | (index == lags.size - 1)
+    lag = index + float(lags[0])
+    if refine:
+        before, after = corr[(rows - 1) % n_fft, pixels], corr[(rows + 1) % n_fft, pixels]
+        lag += _parabola_vertex(before, peak, after, on_bound)
+    return lag, peak, on_bound
+
+
+def _window_argmax(corr, lags, pixels):
+    """
+    Index in the lag window of the maximum of each column of ``corr``.
+
+    The window is at most two contiguous row ranges of the circular
+    correlation (negative lags at the end, the others at the start); ties
+    resolve to the smallest lag, as in `numpy.argmax`.
+    """
+    first, last = int(lags[0]), int(lags[-1])
+    n_fft = corr.shape[0]
+    if not first < 0 <= last:
+        return corr[first % n_fft : last % n_fft + 1].argmax(axis=0)
+    negative, positive = corr[n_fft + first :], corr[: last + 1]
+    index_negative, index_positive = negative.argmax(axis=0), positive.argmax(axis=0)
+    better = positive[index_positive, pixels] > negative[index_negative, pixels]
+    return array_module(corr).where(better, index_positive - first, index_negative)
+
+
+def _parabola_vertex(before, peak, after, on_bound):
+    """Offset in [-0.5, 0.5] of the vertex of the parabola through three samples; 0 on a bound."""
+    xp = array_module(peak)
+    curvature = before - 2 * peak + after
+    usable = ~on_bound & (curvature < 0)
+    offset = 0.5 * (before - after) / xp.where(usable, curvature, -1)
+    return xp.where(usable, xp.clip(offset, -0.5, 0.5), 0)
+
+
+# ----------------------------------------------------------------------------- dask plumbing
+
+
+def _map_time_blocks(kernel, arrays, n_out, dtype):
+    """
+    Apply ``kernel`` (whole time axis in, ``n_out`` rows out) to the arrays.
+
+    NumPy/CuPy arrays go straight through; Dask arrays are rechunked to the
+    whole time axis and common spatial chunks and mapped block by block.
+    """
+    if not any(isinstance(x, da.Array) for x in arrays):
+        return kernel(*arrays)
+    arrays = [da.asarray(x) for x in arrays]
+    spatial_auto = dict.fromkeys(range(1, arrays[0].ndim), "auto")
+    first = arrays[0].rechunk({0: -1, **spatial_auto}, block_size_limit=_CHUNK_BYTES)
+    arrays = [first] + [x.rechunk(first.chunks) for x in arrays[1:]]
+    meta = array_module(first).empty((0,) * first.ndim, dtype=dtype)
+    return da.map_blocks(kernel, *arrays, chunks=((n_out,),) + first.chunks[1:], dtype=dtype, meta=meta)
+
+
+def _result(maps, min_correlation):
+    """A TimelagResult from the (3, ...) lag/correlation/on_bound stack of one pair."""
+    lag, correlation, on_bound = maps[0], maps[1], maps[2] > 0.5
+    if min_correlation is not None:
+        lag = np.where(correlation >= float(min_correlation), lag, np.nan)
+    return TimelagResult(lag, correlation, on_bound)
+
+
+# ----------------------------------------------------------------------------- input checks
+
+
+def _check_times(times, name, min_size=2):
+    times = np.asarray(times, dtype=np.float64)
+    if times.ndim != 1 or times.size < min_size:
+        raise ValueError(f"{name} must be a 1-D array of at least {min_size} times, got shape {times.shape}")
+    if not np.all(np.isfinite(times)):
+        raise ValueError(f"{name} must be finite")
+    if np.any(np.diff(times) <= 0):
+        raise ValueError(f"{name} must be strictly increasing")
+    return times
+
+
+def _check_cadence(cadence):
+    cadence = float(cadence)
+    if not (math.isfinite(cadence) and cadence > 0):
+        raise ValueError(f"cadence must be a positive number of seconds, got {cadence}")
+    return cadence
+
+
+def _check_n_times(n_times):
+    if n_times < 3:
+        raise ValueError(f"the series need at least 3 time steps, got {n_times}")
+
+
+def _check_bounds(lag_bounds):
+    try:
+        low, high = (float(bound) for bound in lag_bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f"lag_bounds must be two numbers of seconds (low, high), got {lag_bounds!r}") from None
+    if math.isnan(low) or math.isnan(high):
+        raise ValueError(f"lag_bounds must not be NaN, got ({low}, {high})")
+    if low > high:
+        raise ValueError(f"lag_bounds are reversed: low {low} s > high {high} s")
+    return low, high
+
+
+def _check_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def _check_pairs(series, pairs):
+    if pairs is None:
+        pairs = itertools.combinations(series, 2)
+    pairs = [tuple(pair) for pair in pairs]
+    if not pairs:
+        raise ValueError("pairs selects no channel pair")
+    for pair in pairs:
+        if len(pair) != 2:
+            raise ValueError(f"pairs must hold (key_a, key_b) tuples, got {pair!r}")
+        unknown = [key for key in pair if key not in series]
+        if unknown:
+            raise ValueError(f"pairs names unknown channel(s) {unknown}; known: {list(series)}")
+    return pairs
+
+
+def _check_series(series):
+    """The arrays of ``series`` (name -> array), checked for matching shapes and length."""
+    arrays = [x if hasattr(x, "shape") else np.asarray(x) for x in series.values()]
+    names = list(series)
+    for name, x in zip(names, arrays, strict=True):
+        if x.ndim < 1:
+            raise ValueError(f"{name!r} must have time on axis 0, got a 0-d array")
+        if x.shape[1:] != arrays[0].shape[1:]:
+            raise ValueError(f"{name!r} has spatial shape {x.shape[1:]} but {names[0]!r} has {arrays[0].shape[1:]}")
+        if x.shape[0] != arrays[0].shape[0]:
+            raise ValueError(
+                f"{name!r} has {x.shape[0]} time steps but {names[0]!r} has {arrays[0].shape[0]}; "
+                "resample them onto one grid first (common_time_grid, resample)"
+            )
+    _check_n_times(arrays[0].shape[0])
+    return arrays
