@@ -68,7 +68,12 @@ def _aligned(cubes, cadence=None):
     _check_same_pixels(cubes)
     grid = common_time_grid(cubes, cadence)
     grid_seconds = (grid - grid[0]).to_value(u.s)
-    data = [lags.resample(cube.data, (cube.time - grid[0]).to_value(u.s), grid_seconds) for cube in cubes]
+    # whole series per chunk first: interpolation then runs inside each chunk, not across one chunk per frame
+    data = [
+        lags.resample(cube.data.rechunk({0: -1, 1: "auto", 2: "auto"}), (cube.time - grid[0]).to_value(u.s),
+                      grid_seconds)
+        for cube in cubes
+    ]
     return data, grid, grid_seconds[1] - grid_seconds[0]
 
 
@@ -93,7 +98,7 @@ def _check_same_pixels(cubes):
 
 
 def _name(cube):
-    return f"{cube.channel}" if cube.wavelength is not None else "unnamed"
+    return cube.channel if cube.wavelength is not None else "unnamed"
 
 
 def _lag_bounds_seconds(lag_bounds):
@@ -166,9 +171,9 @@ def timelag_maps(cubes, pairs=None, lag_bounds=None, refine=True, min_correlatio
     """
     Time-lag and peak-correlation maps of many channel pairs at once.
 
-    Every channel is put on the common time grid, centred and Fourier transformed
-    once, and reused by all the pairs it belongs to; all pairs are computed in one
-    Dask pass.
+    Every channel is put on the common time grid of all the ``cubes`` (the overlap of
+    their time ranges), centred and Fourier transformed once, and reused by all the
+    pairs it belongs to; all pairs are computed in one Dask pass.
 
     Parameters
     ----------
@@ -208,9 +213,8 @@ def timelag_maps(cubes, pairs=None, lag_bounds=None, refine=True, min_correlatio
         missing = [channel for channel in pair if channel not in channels]
         if missing:
             raise ValueError(f"pair {pair[0]}-{pair[1]}: no cube of channel {missing[0]} (channels: {channels})")
-    used = sorted({channels.index(c) for pair in pairs for c in pair})
-    index_pairs = [(used.index(channels.index(a)), used.index(channels.index(b))) for a, b in pairs]
-    maps = pair_maps([cubes[i] for i in used], index_pairs, lag_bounds, refine, min_correlation)
+    index_pairs = [(channels.index(a), channels.index(b)) for a, b in pairs]
+    maps = pair_maps(cubes, index_pairs, lag_bounds, refine, min_correlation)
     return {pair: maps[index_pair] for pair, index_pair in zip(pairs, index_pairs, strict=True)}
 
 

@@ -348,6 +348,19 @@ class TimelagCube(NDCube):
         """
         return sunpy.map.Map([self._frame_map(i) for i in range(self.data.shape[0])], sequence=True)
 
+    def persist(self, **kwargs):
+        """
+        The same cube with its data computed and kept in memory (or in a cluster's memory).
+
+        Use it on a prepared cube that several analyses read, so that the files are read
+        and the preparation computed once. See `dask.array.Array.persist`.
+
+        Returns
+        -------
+        `TimelagCube`
+        """
+        return self._new_instance(data=self.data.persist(**kwargs))
+
     def interpolate_time(self, times):
         """
         The cube linearly interpolated onto other observation times (lazily).

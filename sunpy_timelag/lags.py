@@ -41,7 +41,8 @@ are rechunked to the whole time axis and run block by block with
 Invalid pixels
 --------------
 A pixel whose series is constant (standard deviation at most
-``1e-12 * |mean|``) or contains a NaN in either channel gets a NaN lag and a
+``1e-12 * |mean|``, or a few rounding errors of a float32 input: a constant
+series interpolated in single precision is constant only to ~1e-7) or contains a NaN in either channel gets a NaN lag and a
 NaN correlation. Eager (NumPy/CuPy) calls issue one `TimelagWarning` counting
 them; with Dask the warning is issued by `compute` (or
 `TimelagResult.compute`) once the maps are known, because chunks run silently
@@ -75,8 +76,10 @@ __all__ = [
     "warn_invalid",
 ]
 
-#: A series whose standard deviation is at most this fraction of its mean magnitude is constant.
+#: A series whose standard deviation is at most this fraction of its mean magnitude is constant
+#: (or at most `_CONSTANT_ULPS` rounding errors of its floating-point dtype, if more).
 _CONSTANT_RTOL = 1e-12
+_CONSTANT_ULPS = 8
 #: Two times closer than this fraction of the cadence are the same time.
 _TIME_RTOL = 1e-6
 #: Working-set bytes of one block of pixels (cache-sized on the CPU, large on a GPU).
@@ -558,7 +561,8 @@ def _spectrum(x, n_fft, dtype):
     with np.errstate(invalid="ignore"):
         xp.subtract(x, mean, out=centred, casting="unsafe")
     norm = xp.sqrt(xp.square(centred).sum(axis=0, dtype=np.float64))
-    valid = norm > _CONSTANT_RTOL * math.sqrt(x.shape[0]) * xp.abs(mean)
+    rtol = max(_CONSTANT_RTOL, _CONSTANT_ULPS * np.finfo(x.dtype).eps) if x.dtype.kind == "f" else _CONSTANT_RTOL
+    valid = norm > rtol * math.sqrt(x.shape[0]) * xp.abs(mean)
     norm = xp.where(valid, norm, np.nan)
     return fft_module(xp).rfft(padded, axis=0, overwrite_x=True), norm
 

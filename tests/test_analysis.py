@@ -1,0 +1,192 @@
+"""Time-lag and correlation maps of `TimelagCube` pairs, against ground truth and sunkit-image."""
+import astropy.units as u
+import numpy as np
+import pytest
+import sunpy.map
+from astropy.time import Time
+
+from sunpy_timelag import TimelagCube, timelag_maps
+from sunpy_timelag.analysis import HOT_TO_COOL, common_time_grid
+from sunpy_timelag.data import make_synthetic_observation
+from sunpy_timelag.lags import TimelagWarning
+
+CHANNELS = (335, 211, 171)
+BOUNDS = [-40, 40] * u.min
+
+
+@pytest.fixture(scope="module")
+def observation(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("synthetic")
+    return make_synthetic_observation(directory, channels=CHANNELS, duration=1.5 * u.h, shape=(32, 32),
+                                      drop_frame=True, seed=3)
+
+
+@pytest.fixture(scope="module")
+def cubes(observation):
+    return {c: TimelagCube.from_files(observation.files[c]).normalize_exposure().persist() for c in CHANNELS}
+
+
+def lag_errors(lag_map, observation, pair):
+    truth = observation.true_timelag(*pair)
+    loops = np.isfinite(truth)
+    return np.abs(lag_map.data - truth)[loops]
+
+
+def test_timelag_map_recovers_the_truth_below_the_cadence(cubes, observation):
+    # the channels are observed seconds apart, exposures vary and a 171 frame is missing
+    refined = cubes[335].timelag_map(cubes[171], lag_bounds=BOUNDS)
+    quantised = cubes[335].timelag_map(cubes[171], lag_bounds=BOUNDS, refine=False)
+    refined_error = lag_errors(refined, observation, (335, 171))
+    quantised_error = lag_errors(quantised, observation, (335, 171))
+    assert np.median(quantised_error) > 2.0  # the truth is not a multiple of the 12 s cadence
+    assert np.median(refined_error) < 0.5 * np.median(quantised_error)
+    assert np.mean(refined_error < 12.0) > 0.85  # the rest are noise-limited (faint loop ends)
+    cadence = refined.meta["cadence"]
+    steps = np.nan_to_num(quantised.data / cadence)
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-9)
+
+
+def test_unnormalised_exposures_would_spoil_the_lags(observation, cubes):
+    raw = {c: TimelagCube.from_files(observation.files[c]) for c in (335, 171)}
+    assert np.median(lag_errors(raw[335].timelag_map(raw[171], lag_bounds=BOUNDS), observation, (335, 171))) > \
+        np.median(lag_errors(cubes[335].timelag_map(cubes[171], lag_bounds=BOUNDS), observation, (335, 171)))
+
+
+def test_quantised_maps_equal_sunkit_image(cubes):
+    time_lag = pytest.importorskip("sunkit_image.time_lag")
+    ours_lag = cubes[211].timelag_map(cubes[171], lag_bounds=BOUNDS, refine=False)
+    ours_peak = cubes[211].correlation_map(cubes[171], lag_bounds=BOUNDS)
+    grid = common_time_grid([cubes[211], cubes[171]])
+    assert grid[0].isot == ours_lag.meta["date-obs"] and grid[-1].isot == ours_lag.meta["date-end"]
+    a = cubes[211].interpolate_time(grid).data.compute().astype(float)
+    b = cubes[171].interpolate_time(grid).data.compute().astype(float)
+    seconds = (grid - grid[0]).to(u.s)
+    theirs_lag = time_lag.time_lag(a, b, seconds, lag_bounds=BOUNDS.to(u.s))
+    theirs_peak = time_lag.max_cross_correlation(a, b, seconds, lag_bounds=BOUNDS.to(u.s))
+    np.testing.assert_allclose(ours_lag.data, theirs_lag.to_value(u.s), atol=1e-6)
+    np.testing.assert_allclose(ours_peak.data, u.Quantity(theirs_peak).value, atol=1e-10)
+
+
+def test_map_metadata_and_fits_round_trip(cubes, tmp_path):
+    lag = cubes[335].timelag_map(cubes[211], lag_bounds=BOUNDS)
+    peak = cubes[335].correlation_map(cubes[211], lag_bounds=BOUNDS)
+    assert lag.unit == u.s and peak.unit == u.dimensionless_unscaled
+    assert (lag.meta["channela"], lag.meta["channelb"]) == (335, 211)
+    assert (lag.meta["lagmin"], lag.meta["lagmax"]) == (pytest.approx(-2400), pytest.approx(2400))
+    assert Time(lag.meta["date-obs"]) >= cubes[335].time[0]
+    assert lag.plot_settings["norm"].vmin == -lag.plot_settings["norm"].vmax
+    assert peak.plot_settings["norm"].vmin == 0 and peak.plot_settings["norm"].vmax == 1
+    frame = cubes[335].to_maps()[0]
+    for pixel in ([0, 0], [31, 12]):
+        assert lag.pixel_to_world(*pixel * u.pix).separation(frame.pixel_to_world(*pixel * u.pix)) < 1e-6 * u.arcsec
+    lag.save(tmp_path / "lag.fits")
+    again = sunpy.map.Map(tmp_path / "lag.fits")
+    np.testing.assert_array_equal(again.data, lag.data)
+    assert again.unit == u.s and again.meta["content"] == lag.meta["content"]
+    assert again.pixel_to_world(3 * u.pix, 4 * u.pix).separation(lag.pixel_to_world(3 * u.pix, 4 * u.pix)) < 1e-9 * u.deg
+
+
+def test_timelag_maps_all_pairs_equal_single_pairs(cubes):
+    results = timelag_maps(list(cubes.values()), lag_bounds=BOUNDS)
+    assert list(results) == [(335, 211), (335, 171), (211, 171)]
+    chosen = timelag_maps(list(cubes.values()), pairs=["211-171", (171, 335)], lag_bounds=BOUNDS)
+    np.testing.assert_allclose(chosen[(211, 171)].timelag.data, results[(211, 171)].timelag.data, atol=1e-9)
+    np.testing.assert_array_equal(chosen[(211, 171)].timelag.mask, results[(211, 171)].timelag.mask)
+    np.testing.assert_allclose(chosen[(171, 335)].timelag.data, -results[(335, 171)].timelag.data, atol=1e-6)
+    single = cubes[211].timelag_map(cubes[171], lag_bounds=BOUNDS)
+    np.testing.assert_allclose(timelag_maps([cubes[211], cubes[171]], lag_bounds=BOUNDS)[(211, 171)].timelag.data,
+                               single.data, atol=1e-9)
+
+
+def test_default_pairs_are_hot_to_cool(cubes):
+    channels = {c.channel for c in cubes.values()}
+    expected = [(a, b) for i, a in enumerate(HOT_TO_COOL) for b in HOT_TO_COOL[i + 1:] if {a, b} <= channels]
+    assert list(timelag_maps(list(cubes.values())[::-1], lag_bounds=BOUNDS)) == expected
+
+
+def test_peaks_on_a_bound_are_masked(cubes):
+    narrow = cubes[335].timelag_map(cubes[171], lag_bounds=[-2, 2] * u.min)
+    assert narrow.mask.any()
+    np.testing.assert_allclose(np.abs(narrow.data[narrow.mask]), 120)
+
+
+def test_min_correlation_masks_weak_pixels(cubes):
+    lag = cubes[335].timelag_map(cubes[171], lag_bounds=BOUNDS, min_correlation=0.5)
+    peak = cubes[335].correlation_map(cubes[171], lag_bounds=BOUNDS)
+    assert np.array_equal(np.isnan(lag.data), peak.data < 0.5)
+
+
+def test_nan_and_constant_pixels(cubes):
+    a, b = cubes[335], cubes[171]
+    data = a.data.copy()
+    data[5, 1, 1] = np.nan
+    constant = b.data.copy()
+    constant[:, 2, 2] = 7.0
+    with pytest.warns(TimelagWarning, match="2 of 1024 pixels") as record:
+        lag = a._new_instance(data=data).timelag_map(b._new_instance(data=constant), lag_bounds=BOUNDS)
+    assert len(record) == 1
+    assert np.isnan(lag.data[1, 1]) and np.isnan(lag.data[2, 2]) and np.isfinite(lag.data[3, 3])
+
+
+def test_cross_correlation_cube(cubes):
+    cc = cubes[335].cross_correlation(cubes[171], lag_bounds=[-10, 10] * u.min)
+    assert cc.data.shape[1:] == (32, 32)
+    lags = cc.axis_world_coords(0)[0]
+    assert u.allclose(lags[0], -10 * u.min, atol=12 * u.s) and u.allclose(lags[-1], 10 * u.min, atol=12 * u.s)
+    assert np.allclose(np.diff(lags.to_value(u.s)), cubes[335].timelag_map(cubes[171]).meta["cadence"])
+    values = cc.data.compute()
+    peak = cubes[335].correlation_map(cubes[171], lag_bounds=[-10, 10] * u.min)
+    np.testing.assert_allclose(values.max(axis=0), peak.data, atol=1e-10)
+    sky = cc.wcs.pixel_to_world(4, 5, 0)[0]
+    assert sky.separation(cubes[335].wcs.pixel_to_world(4, 5, 0)[0]) < 1e-6 * u.arcsec
+
+
+def test_distributed_processes_give_the_same_maps(cubes):
+    distributed = pytest.importorskip("distributed")
+    expected = cubes[335].timelag_map(cubes[171], lag_bounds=BOUNDS)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        result = cubes[335].timelag_map(cubes[171], lag_bounds=BOUNDS)
+    np.testing.assert_allclose(result.data, expected.data, rtol=0, atol=1e-9)
+
+
+def test_interpolate_time(cubes):
+    cube = cubes[171]
+    half_way = cube.time[:-1] + (cube.time[1:] - cube.time[:-1]) / 2
+    between = cube.interpolate_time(half_way[:4])
+    data = cube.data[:5].compute()
+    np.testing.assert_allclose(between.data.compute(), (data[:-1] + data[1:]) / 2, rtol=1e-6)
+    assert np.all(np.abs((between.time - half_way[:4]).to_value(u.s)) < 1e-6)
+    assert between.headers == cube.headers[:4]
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+
+
+def test_different_pixels(cubes):
+    with pytest.raises(ValueError, match=r"has \(16, 32\) pixels but the 171 cube has \(32, 32\)"):
+        cubes[171].timelag_map(cubes[335][:, :16])
+    with pytest.raises(ValueError, match="do not cover the same pixels"):
+        cubes[335][:, 2:18, :16].timelag_map(cubes[171][:, :16, :16])
+
+
+@pytest.mark.parametrize(("bounds", "message"), [([30, -30] * u.min, "reversed|low"),
+                                                  ([1, 2] * u.s, "select no lag"),
+                                                  ([1, 2] * u.m, "two times")])
+def test_bad_lag_bounds(cubes, bounds, message):
+    with pytest.raises(ValueError, match=message):
+        cubes[335].timelag_map(cubes[171], lag_bounds=bounds)
+
+
+def test_too_few_and_non_overlapping_times(cubes):
+    with pytest.raises(ValueError, match="at least 3"):
+        cubes[335][:2].timelag_map(cubes[171][:2])
+    with pytest.raises(ValueError, match="do not overlap"):
+        cubes[335][:100].timelag_map(cubes[171][200:])
+
+
+def test_unknown_channel_in_pairs(cubes):
+    with pytest.raises(ValueError, match="no cube of channel 94"):
+        timelag_maps(list(cubes.values()), pairs=[(94, 335)])
+    with pytest.raises(ValueError, match="one cube per channel"):
+        timelag_maps([cubes[335], cubes[335]])
