@@ -144,8 +144,8 @@ def test_cross_correlation_cube(cubes):
 def test_distributed_processes_give_the_same_maps(cubes):
     distributed = pytest.importorskip("distributed")
     expected = cubes[335].timelag_map(cubes[171], lag_bounds=BOUNDS)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            distributed.Client(cluster):
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with cluster, distributed.Client(cluster):
         result = cubes[335].timelag_map(cubes[171], lag_bounds=BOUNDS)
     np.testing.assert_allclose(result.data, expected.data, rtol=0, atol=1e-9)
 
