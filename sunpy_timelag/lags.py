@@ -42,9 +42,9 @@ Invalid pixels
 --------------
 A pixel whose series is constant (standard deviation at most
 ``1e-12 * |mean|``, or a few rounding errors of a float32 input: a constant
-series interpolated in single precision is constant only to ~1e-7) or contains a NaN in either channel gets a NaN lag and a
-NaN correlation. Eager (NumPy/CuPy) calls issue one `TimelagWarning` counting
-them; with Dask the warning is issued by `compute` (or
+series interpolated in single precision is constant only to ~1e-7) or
+contains a NaN in either channel gets a NaN lag and a NaN correlation.
+Eager (NumPy/CuPy) calls issue one `TimelagWarning` counting them; with Dask the warning is issued by `compute` (or
 `TimelagResult.compute`) once the maps are known, because chunks run silently
 and, on a cluster, in other processes.
 """

@@ -83,7 +83,8 @@ def test_map_metadata_and_fits_round_trip(cubes, tmp_path):
     again = sunpy.map.Map(tmp_path / "lag.fits")
     np.testing.assert_array_equal(again.data, lag.data)
     assert again.unit == u.s and again.meta["content"] == lag.meta["content"]
-    assert again.pixel_to_world(3 * u.pix, 4 * u.pix).separation(lag.pixel_to_world(3 * u.pix, 4 * u.pix)) < 1e-9 * u.deg
+    pixel = (3 * u.pix, 4 * u.pix)
+    assert again.pixel_to_world(*pixel).separation(lag.pixel_to_world(*pixel)) < 1e-9 * u.deg
 
 
 def test_timelag_maps_all_pairs_equal_single_pairs(cubes):
