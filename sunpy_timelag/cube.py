@@ -16,11 +16,12 @@ from .io.loader import FITSFrameLoader, stack_frames
 from .io.meta import FrameMeta
 from .io.wcs import celestial_wcs_of, tangent_plane_wcs, timelag_wcs
 from .maps import frame_header, header_map, make_map
+from .prep import PrepMixin
 
 __all__ = ["TimelagCube"]
 
 
-class TimelagCube(NDCube):
+class TimelagCube(PrepMixin, NDCube):
     """
     A ``(time, y, x)`` cube of one channel over lazy Dask data, with a 3-D WCS.
 
