@@ -8,7 +8,8 @@ noise; the PSF is ``sunpy_timelag.aia.psf(channel)`` (the same values as aiapy's
 the script times, once each, on the same Map and PSF:
 
 * aiapy's ``deconvolve`` (NumPy, float64; its PSF transform included);
-* ours, float32 (default) and float64, a Map in and out, PSF transform included;
+* ours, float32 (default) and float64, a Map in and out, PSF transform included (FFTs by ducc0
+  if installed, else scipy.fft);
 * ours, float32, one more frame through a warm `Deconvolver` (PSF transform already done: the per
   frame cost in a cube);
 * a naive float32 loop with ``scipy.fft`` (``workers=-1``), for reference;
@@ -18,6 +19,7 @@ seconds (all threads of the process) are printed too: on a machine shared with o
 times, and the gain from ``scipy.fft``'s threads, depend on the load; the CPU-time ratio does not.
 """
 import argparse
+import importlib.util
 import time
 
 import aiapy.psf
@@ -66,7 +68,8 @@ def main():
     n = args.iterations
     aia_map = test_map()
     kernel = psf(args.channel * u.angstrom)
-    print(f"4096 x 4096, {n} iterations, channel {args.channel} A")
+    library = "ducc0" if importlib.util.find_spec("ducc0") else "scipy.fft"
+    print(f"4096 x 4096, {n} iterations, channel {args.channel} A; our CPU FFTs: {library}")
 
     reference, aiapy_wall, aiapy_cpu = timed(lambda: aiapy.psf.deconvolve(aia_map, psf=kernel, iterations=n,
                                                                            use_gpu=False).data)

@@ -2,10 +2,13 @@ r"""
 Richardson-Lucy deconvolution of AIA images with the channel PSF, as `aiapy.psf.deconvolve` does it.
 
 The array code runs on NumPy or CuPy arrays (the array module of the image) and does not import
-sunpy; a sunpy Map is recognised only if ``sunpy.map`` is already imported.
+sunpy; a sunpy Map is recognised only if ``sunpy.map`` is already imported. On the CPU the FFTs
+use ``ducc0`` when it is installed (the successor of the pocketfft inside `scipy.fft`, with AVX
+kernels and output buffers: a Richardson-Lucy iteration costs about 30 % less), else `scipy.fft`.
 """
 import copy
 import operator
+import os
 import sys
 import threading
 import warnings
@@ -15,6 +18,11 @@ import numpy as np
 from ..backend import array_module, fft_module, to_numpy
 from .psf import _mesh_parameters
 from .psf import psf as channel_psf
+
+try:
+    import ducc0
+except ImportError:
+    ducc0 = None
 
 __all__ = ["Deconvolver", "deconvolve", "fit_psf"]
 
@@ -38,10 +46,9 @@ class Deconvolver:
     two ``irfft2`` of the image and three in-place element-wise operations.
 
     Precision: AIA counts are 14-bit, so ``dtype=np.float32`` (the default) is ample: after 25
-    iterations it agrees with aiapy's float64 result to :math:`5 \times 10^{-7}` of the image maximum
+    iterations it agrees with aiapy's float64 result to :math:`6 \times 10^{-7}` of the image maximum
     (measured on a full 171 Å frame; the requirement is :math:`10^{-5}`). ``dtype=np.float64`` gives
-    aiapy's numbers to rounding (bit-identical with NumPy 2.4 and SciPy 1.17; required:
-    :math:`10^{-10}`).
+    aiapy's numbers to rounding, :math:`2 \times 10^{-15}` of the maximum (required: :math:`10^{-10}`).
 
     Images smaller or larger than the PSF: the PSF is cropped or zero-padded about its centre pixel
     to the image shape (see `fit_psf`). Non-finite pixels are set to 0 for the iteration (with a
@@ -65,8 +72,8 @@ class Deconvolver:
     dtype : {numpy.float32, numpy.float64}, optional
         Working and output precision.
     workers : int, optional
-        Threads for each CPU FFT (`scipy.fft` ``workers``); -1 means all cores. Use 1 when many
-        frames are deconvolved in parallel threads. Ignored for CuPy.
+        Threads for each CPU FFT, counted as `scipy.fft` ``workers`` (-1: all cores). Use 1 when
+        many frames are deconvolved in parallel threads. Ignored for CuPy.
 
     Raises
     ------
@@ -140,12 +147,9 @@ class Deconvolver:
                 kernel = channel_psf(self.channel) if self.psf is None else self.psf
                 kernel = xp.asarray(kernel) if xp is not np else to_numpy(kernel)
                 kernel = fit_psf(kernel, shape).astype(self.dtype)
-                otf = fft_module(xp).rfft2(xp.fft.ifftshift(kernel), **self._fft_options(xp))
+                otf = _real_fft_pair(xp, self.workers)[0](xp.fft.ifftshift(kernel))
                 self._transforms[key] = otf, otf.conj()
             return self._transforms[key]
-
-    def _fft_options(self, xp):
-        return {"workers": self.workers} if xp is np else {}
 
     def __call__(self, image):
         """
@@ -178,25 +182,52 @@ class Deconvolver:
             warnings.warn("Image contains negative intensity values. Consider setting clip_negative to True",
                           UserWarning, stacklevel=2)
         otf, otf_conj = self.transfer_function(image.shape, xp)
-        fft = fft_module(xp)
-        options = self._fft_options(xp)
+        forward, inverse = _real_fft_pair(xp, self.workers)
         estimate = image.copy()
+        spectrum = xp.empty(image.shape[:-1] + otf.shape[-1:], dtype=otf.dtype)
+        buffer = xp.empty_like(image)
         for _ in range(self.iterations):
-            spectrum = fft.rfft2(estimate, **options)
+            spectrum = forward(estimate, out=spectrum)
             spectrum *= otf
-            blurred = _irfft2(fft, spectrum, image.shape[-1], options)
+            blurred = inverse(spectrum, out=buffer)
             ratio = xp.divide(image, blurred, out=blurred)
-            spectrum = fft.rfft2(ratio, **options)
+            spectrum = forward(ratio, out=spectrum)
             spectrum *= otf_conj
-            estimate *= _irfft2(fft, spectrum, image.shape[-1], options)
+            estimate *= inverse(spectrum, out=ratio)
         if any_bad:
             estimate[bad] = np.nan
         return estimate
 
 
-def _irfft2(fft, spectrum, nx, options):
-    """``irfft2``, overwriting ``spectrum``: scipy's ``irfft2`` copies it first, which costs 25 %."""
-    return fft.irfft(fft.ifft(spectrum, axis=-2, overwrite_x=True, **options), n=nx, axis=-1, **options)
+def _real_fft_pair(xp, workers):
+    """
+    ``forward(x, out=None)`` and ``inverse(spectrum, out)``: rfft2 and irfft2 over the last two axes.
+
+    ``out`` is a buffer that the transform may fill and return (it may also return a new array);
+    ``inverse`` may overwrite ``spectrum``.
+    """
+    if xp is np and ducc0 is not None:
+        threads = os.cpu_count() + 1 + workers if workers < 0 else workers
+
+        def forward(x, out=None):
+            return ducc0.fft.r2c(x, axes=(-2, -1), out=out, nthreads=threads)
+
+        def inverse(spectrum, out):
+            return ducc0.fft.c2r(spectrum, axes=(-2, -1), lastsize=out.shape[-1], forward=False, inorm=2,
+                                 out=out, nthreads=threads, allow_overwriting_input=True)
+        return forward, inverse
+
+    fft = fft_module(xp)
+    options = {"workers": workers} if xp is np else {}
+
+    def forward(x, out=None):
+        return fft.rfft2(x, **options)
+
+    def inverse(spectrum, out):
+        # ifft along y in place, then irfft along x: irfft2 would first copy the spectrum (25 % slower).
+        spectrum = fft.ifft(spectrum, axis=-2, overwrite_x=True, **options)
+        return fft.irfft(spectrum, n=out.shape[-1], axis=-1, **options)
+    return forward, inverse
 
 
 def fit_psf(psf, shape):
