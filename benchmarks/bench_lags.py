@@ -18,6 +18,11 @@ Cases (the targets of issue 3):
 * ``pair-1800``: one pair, 1800 steps at 12 s, lag bounds +-3 h, 100 x 100 px;
 * ``pairs-15``: the 15 pairs of 6 channels, 180 steps, 150 x 150 px, one ``timelag_pairs``
   call against 15 ``time_lag`` calls.
+
+The row ``TimelagCube path`` runs the whole user path on the same data held in
+memory as `~sunpy_timelag.TimelagCube` s (one Dask chunk per frame, as read from
+files): `sunpy_timelag.timelag_maps`, with the alignment on the common time grid,
+the rechunking, the kernels and the sunpy Maps of the results.
 """
 
 import argparse
@@ -29,9 +34,14 @@ import astropy.units as u
 import dask
 import dask.array as da
 import numpy as np
+import sunpy.map
+from astropy.coordinates import SkyCoord
+from astropy.time import Time
 from sunkit_image.time_lag import time_lag
+from sunpy.coordinates import frames
 
-from sunpy_timelag import lags
+from sunpy_timelag import TimelagCube, lags, timelag_maps
+from sunpy_timelag.analysis import HOT_TO_COOL
 
 BOUNDS = (-3 * 3600.0, 3 * 3600.0)
 TRACED = ("sunkit-image time_lag", "timelag (default)")
@@ -69,6 +79,25 @@ def dask_pairs(channels, cadence, **kwargs):
         return lags.compute(lazy)
 
 
+def as_cubes(channels, cadence):
+    """The channels as in-memory `TimelagCube` s of AIA-like frames (one chunk per frame)."""
+    start = Time("2011-02-15T00:00:00")
+    centre = SkyCoord(0 * u.arcsec, 0 * u.arcsec, frame=frames.Helioprojective(observer="earth", obstime=start))
+    cubes = []
+    for channel, data in zip(HOT_TO_COOL, channels, strict=False):
+        header = sunpy.map.make_fitswcs_header(data[0], centre, scale=[2.4, 2.4] * u.arcsec / u.pix,
+                                               wavelength=channel * u.AA, exposure=2 * u.s)
+        maps = [sunpy.map.Map(frame, {**header, "t_obs": (start + i * cadence * u.s).isot})
+                for i, frame in enumerate(data)]
+        cubes.append(TimelagCube.from_maps(maps))
+    return cubes
+
+
+def cube_pairs(cubes):
+    """`timelag_maps` over every pair of ``cubes``, as a user calls it."""
+    return timelag_maps(cubes, lag_bounds=BOUNDS * u.s)
+
+
 def run_case(name, n_channels, n_times, cadence, size, repeat, memory):
     """Time (and optionally trace) every method on one case; return table rows and deviations."""
     rng = np.random.default_rng(0)
@@ -81,7 +110,9 @@ def run_case(name, n_channels, n_times, cadence, size, repeat, memory):
         "timelag (default)": lambda: our_pairs(channels, cadence),
         "timelag float32": lambda: our_pairs(channels, cadence, dtype=np.float32),
         "timelag dask threads": lambda: dask_pairs(channels, cadence),
+        "TimelagCube path": lambda: cube_pairs(cubes),
     }
+    cubes = as_cubes(channels, cadence)
     input_bytes = sum(c.nbytes for c in channels)
     seconds, traced = dict.fromkeys(methods, float("inf")), dict.fromkeys(methods, float("nan"))
     for round_ in range(repeat):  # interleaved, so that a busy moment hits every method alike
@@ -127,6 +158,7 @@ def main():
         ("pairs-15", 6, 180, 120.0, 150 // scale),
     ]
     print(f"{'case':<10} {'method':<22} {'time [s]':>9} {'us/px/pair':>11} {'speed-up':>9} {'mem/inputs':>11}")
+    print(f"(dask: {dask.config.get('scheduler', 'threads')} scheduler)")
     for case in cases:
         rows, devs = run_case(*case, repeat=args.repeat, memory=not args.no_memory)
         for row in rows:

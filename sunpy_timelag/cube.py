@@ -12,7 +12,7 @@ from sunpy.util.metadata import MetaDict
 from . import analysis, lags
 from .io.files import resolve_files
 from .io.headers import check_frames, frame_times, scan_headers
-from .io.loader import FITSFrameLoader, stack_frames
+from .io.loader import FITSFrameLoader, stack_arrays, stack_frames
 from .io.meta import FrameMeta
 from .io.wcs import celestial_wcs_of, tangent_plane_wcs, timelag_wcs
 from .maps import frame_header, header_map, make_map
@@ -123,7 +123,7 @@ class TimelagCube(PrepMixin, NDCube):
         shapes, dtypes = [m.data.shape for m in maps], [m.data.dtype for m in maps]
         check_frames(headers, shapes, dtypes, names, times, pointing_tolerance)
         order = times.argsort()
-        data = da.stack([da.asarray(maps[i].data, chunks=shapes[i]) for i in order])
+        data = stack_arrays([maps[i].data for i in order])
         return cls._from_frames(data, [headers[i] for i in order], times[order], **_describe(maps[order[0]]))
 
     @classmethod
