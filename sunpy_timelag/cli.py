@@ -10,10 +10,12 @@ from pathlib import Path
 
 import astropy.units as u
 import numpy as np
+from fsspec.implementations.local import LocalFileSystem
 
 from . import __version__
 from .analysis import parse_pair, timelag_maps
 from .cube import TimelagCube
+from .io.files import resolve_files
 from .io.write import write_atomically
 
 __all__ = ["main"]
@@ -78,7 +80,7 @@ def analyse(pattern, pairs, lag_bounds, out, rebin=None, normalize=True, min_cor
         Divide by the exposure times.
     min_correlation : float, optional
     protected : iterable of path
-        Inputs never overwritten.
+        Files never overwritten, besides the inputs.
 
     Returns
     -------
@@ -88,9 +90,11 @@ def analyse(pattern, pairs, lag_bounds, out, rebin=None, normalize=True, min_cor
     from dask.diagnostics import ProgressBar
 
     channels = list(dict.fromkeys(channel for pair in pairs for channel in pair))
-    cubes = []
+    cubes, protected = [], list(protected)
     for channel in channels:
-        cube = TimelagCube.from_files(pattern.format(channel=channel))
+        files = resolve_files(pattern.format(channel=channel))
+        protected += [file.path for file in files if isinstance(file.fs, LocalFileSystem)]
+        cube = TimelagCube.from_files([file.full_name for file in files])
         _step(f"{channel}: {cube.data.shape[0]} frames of {cube.data.shape[2]}x{cube.data.shape[1]} pixels, "
               f"{cube.time[0].isot} to {cube.time[-1].isot}")
         if normalize:
@@ -136,9 +140,7 @@ def demo(args):
         _step(f"writing a synthetic AIA observation ({args.duration:.1f}, 6 channels) to {data}")
         observation = make_synthetic_observation(data, duration=args.duration, drop_frame=True, seed=args.seed)
         pairs = args.pairs or [(94, 335), (335, 211), (335, 193), (335, 171), (211, 171), (193, 171)]
-        inputs = [path for files in observation.files.values() for path in files]
-        results = analyse(str(data / "{channel}" / "*.fits"), pairs, args.lag_bounds, Path(args.out),
-                          rebin=None, protected=inputs)
+        results = analyse(str(data / "{channel}" / "*.fits"), pairs, args.lag_bounds, Path(args.out))
     print(f"\n{'pair':>8} {'median |lag - truth| [s]':>26} {'within one cadence':>20} {'median correlation':>20}")
     for (a, b), maps in results.items():
         cadence = maps.timelag.meta["cadence"]
@@ -187,10 +189,23 @@ def _parser():
     return parser
 
 
+def _shield_negative_durations(argv):
+    """
+    Let ``--lag-bounds -3h 3h`` through argparse, which takes ``-3h`` for an option.
+
+    The two values after ``--lag-bounds`` get a leading space, which `parse_duration` ignores.
+    """
+    argv = list(argv)
+    for i, token in enumerate(argv):
+        if token == "--lag-bounds":
+            argv[i + 1 : i + 3] = [f" {value}" for value in argv[i + 1 : i + 3]]
+    return argv
+
+
 def main(argv=None):
     """Entry point of ``sunpy-timelag``."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_shield_negative_durations(sys.argv[1:] if argv is None else argv))
     if args.lag_bounds is None:
         args.lag_bounds = args.default_bounds
     args.lag_bounds = u.Quantity(args.lag_bounds)
