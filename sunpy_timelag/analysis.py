@@ -70,8 +70,7 @@ def _aligned(cubes, cadence=None):
     grid_seconds = (grid - grid[0]).to_value(u.s)
     # whole series per chunk first: interpolation then runs inside each chunk, not across one chunk per frame
     data = [
-        lags.resample(cube.data.rechunk({0: -1, 1: "auto", 2: "auto"}), (cube.time - grid[0]).to_value(u.s),
-                      grid_seconds)
+        lags.resample(lags.time_contiguous(cube.data), (cube.time - grid[0]).to_value(u.s), grid_seconds)
         for cube in cubes
     ]
     return data, grid, grid_seconds[1] - grid_seconds[0]

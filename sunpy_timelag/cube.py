@@ -354,13 +354,15 @@ class TimelagCube(PrepMixin, NDCube):
         The same cube with its data computed and kept in memory (or in a cluster's memory).
 
         Use it on a prepared cube that several analyses read, so that the files are read
-        and the preparation computed once. See `dask.array.Array.persist`.
+        and the preparation computed once. The data are kept as whole time series per
+        chunk (`sunpy_timelag.lags.time_contiguous`), the layout the time-lag analysis
+        reads, rather than one chunk per frame. See `dask.array.Array.persist`.
 
         Returns
         -------
         `TimelagCube`
         """
-        return self._new_instance(data=self.data.persist(**kwargs))
+        return self._new_instance(data=lags.time_contiguous(self.data).persist(**kwargs))
 
     def interpolate_time(self, times):
         """

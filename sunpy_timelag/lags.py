@@ -74,6 +74,7 @@ __all__ = [
     "timelag_pairs",
     "compute",
     "warn_invalid",
+    "time_contiguous",
 ]
 
 #: A series whose standard deviation is at most this fraction of its mean magnitude is constant
@@ -85,7 +86,7 @@ _TIME_RTOL = 1e-6
 #: Working-set bytes of one block of pixels (cache-sized on the CPU, large on a GPU).
 _BLOCK_BYTES = {"numpy": 2**22, "cupy": 2**28}
 #: Bytes of one input chunk when a Dask array is rechunked to the whole time axis.
-_CHUNK_BYTES = 2**26
+_CHUNK_BYTES = 2**28
 
 
 class TimelagWarning(UserWarning):
@@ -617,6 +618,26 @@ def _parabola_vertex(before, peak, after, on_bound):
 # ----------------------------------------------------------------------------- dask plumbing
 
 
+def time_contiguous(array):
+    """
+    ``array`` (Dask) rechunked to whole series: one chunk along time, spatial chunks of up to 256 MB.
+
+    The kernels need the whole time axis of a pixel in one chunk; rechunking once, before
+    any other step (e.g. `resample`), keeps one-chunk-per-frame inputs from being
+    rechunked twice.
+
+    Parameters
+    ----------
+    array : dask.array.Array
+
+    Returns
+    -------
+    dask.array.Array
+    """
+    spatial_auto = dict.fromkeys(range(1, array.ndim), "auto")
+    return array.rechunk({0: -1, **spatial_auto}, block_size_limit=_CHUNK_BYTES)
+
+
 def _map_time_blocks(kernel, arrays, n_out, dtype):
     """
     Apply ``kernel`` (whole time axis in, ``n_out`` rows out) to the arrays.
@@ -626,10 +647,8 @@ def _map_time_blocks(kernel, arrays, n_out, dtype):
     """
     if not any(isinstance(x, da.Array) for x in arrays):
         return kernel(*arrays)
-    arrays = [da.asarray(x) for x in arrays]
-    spatial_auto = dict.fromkeys(range(1, arrays[0].ndim), "auto")
-    first = arrays[0].rechunk({0: -1, **spatial_auto}, block_size_limit=_CHUNK_BYTES)
-    arrays = [first] + [x.rechunk(first.chunks) for x in arrays[1:]]
+    first = time_contiguous(da.asarray(arrays[0]))
+    arrays = [first] + [da.asarray(x).rechunk(first.chunks) for x in arrays[1:]]
     meta = array_module(first).empty((0,) * first.ndim, dtype=dtype)
     return da.map_blocks(kernel, *arrays, chunks=((n_out,),) + first.chunks[1:], dtype=dtype, meta=meta)
 
