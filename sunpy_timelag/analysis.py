@@ -14,7 +14,7 @@ from ndcube import NDCube
 
 from . import lags
 from .io.wcs import lag_wcs
-from .maps import correlation_map, timelag_map
+from .maps import correlation_map, cube_header, timelag_map
 
 __all__ = ["HOT_TO_COOL", "PairMaps", "common_time_grid", "cross_correlation", "timelag_maps", "pair_maps"]
 
@@ -57,8 +57,12 @@ def common_time_grid(cubes, cadence=None):
     -------
     `~astropy.time.Time`
     """
-    epoch = min((cube.time[0] for cube in cubes), key=lambda time: time.jd)
-    seconds = [(cube.time - epoch).to_value(u.s) for cube in cubes]
+    return _common_grid([cube.time for cube in cubes], cadence)
+
+
+def _common_grid(times, cadence=None):
+    epoch = min((time[0] for time in times), key=lambda time: time.jd)
+    seconds = [(time - epoch).to_value(u.s) for time in times]
     cadence = None if cadence is None else u.Quantity(cadence, u.s).value
     return epoch + lags.common_time_grid(*seconds, cadence=cadence) * u.s
 
@@ -66,18 +70,20 @@ def common_time_grid(cubes, cadence=None):
 def _aligned(cubes, cadence=None):
     """The cubes' data resampled (lazily, linearly) on their common grid, the grid and its cadence."""
     _check_same_pixels(cubes)
-    grid = common_time_grid(cubes, cadence)
+    times = [cube.time for cube in cubes]
+    grid = _common_grid(times, cadence)
     grid_seconds = (grid - grid[0]).to_value(u.s)
     # whole series per chunk first: interpolation then runs inside each chunk, not across one chunk per frame
     data = [
-        lags.resample(lags.time_contiguous(cube.data), (cube.time - grid[0]).to_value(u.s), grid_seconds)
-        for cube in cubes
+        lags.resample(lags.time_contiguous(cube.data), (time - grid[0]).to_value(u.s), grid_seconds)
+        for cube, time in zip(cubes, times, strict=True)
     ]
     return data, grid, grid_seconds[1] - grid_seconds[0]
 
 
 def _check_same_pixels(cubes):
     reference = cubes[0]
+    reference_wcs = reference.celestial_wcs
     for cube in cubes[1:]:
         if cube.data.shape[1:] != reference.data.shape[1:]:
             raise ValueError(
@@ -87,8 +93,8 @@ def _check_same_pixels(cubes):
         ny, nx = cube.data.shape[1:]
         corners = (np.array([0, nx - 1, 0]), np.array([0, 0, ny - 1]))
         world = cube.celestial_wcs.pixel_to_world(*corners)
-        offset = np.hypot(*(np.asarray(p) - c for p, c in zip(reference.celestial_wcs.world_to_pixel(world), corners,
-                                                               strict=True)))
+        pixels = reference_wcs.world_to_pixel(world)
+        offset = np.hypot(*(np.asarray(p) - c for p, c in zip(pixels, corners, strict=True)))
         if not np.all(offset <= _PIXEL_TOLERANCE):
             raise ValueError(
                 f"the {_name(cube)} and {_name(reference)} cubes do not cover the same pixels (offset up to "
@@ -156,12 +162,13 @@ def pair_maps(cubes, index_pairs, lag_bounds=None, refine=True, min_correlation=
         refine=refine, min_correlation=min_correlation,
     )
     results = lags.compute(results)
+    bases = {i: cube_header(cubes[i]) for i in {i for i, _ in index_pairs}}
     maps = {}
     for (i, j), result in results.items():
         names = (_name(cubes[i]), _name(cubes[j]))
         maps[(i, j)] = PairMaps(
-            timelag_map(np.asarray(result.lag), cubes[i], names, grid, bounds, np.asarray(result.on_bound)),
-            correlation_map(np.asarray(result.correlation), cubes[i], names, grid, bounds),
+            timelag_map(np.asarray(result.lag), bases[i], names, grid, bounds, np.asarray(result.on_bound)),
+            correlation_map(np.asarray(result.correlation), bases[i], names, grid, bounds),
         )
     return maps
 

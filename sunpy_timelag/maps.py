@@ -10,7 +10,8 @@ from sunpy.map.header_helper import get_observer_meta
 from sunpy.util.metadata import MetaDict
 
 __all__ = [
-    "header_map", "celestial_header", "frame_header", "make_map", "pair_header", "timelag_map", "correlation_map",
+    "header_map", "celestial_header", "frame_header", "make_map", "cube_header", "pair_header", "timelag_map",
+    "correlation_map",
 ]
 
 #: Keywords describing the celestial WCS, replaced as a whole when the WCS changes.
@@ -111,14 +112,36 @@ def make_map(data, header, plot_settings=None):
     return new_map
 
 
-def pair_header(cube, pair, grid, lag_bounds, content, unit):
+def cube_header(cube):
     """
-    The header of a result map of the channel pair ``(A, B)`` on ``cube``'s pixels.
+    The part of a result map's header that comes from the cube: celestial WCS, observer, observatory.
 
     Parameters
     ----------
     cube : `~sunpy_timelag.TimelagCube`
-        Gives the celestial WCS, the observer and the observatory.
+
+    Returns
+    -------
+    `~sunpy.util.metadata.MetaDict`
+    """
+    first = cube.headers[0]
+    frame = cube.wcs.pixel_to_world(0, 0, 0)[0]
+    return MetaDict({
+        **celestial_header(cube.celestial_wcs),
+        **get_observer_meta(frame.observer, frame.rsun),
+        "TELESCOP": first.get("TELESCOP", ""),
+        "OBSRVTRY": first.get("OBSRVTRY", first.get("TELESCOP", "")),
+    })
+
+
+def pair_header(base, pair, grid, lag_bounds, content, unit):
+    """
+    The header of a result map of the channel pair ``(A, B)``.
+
+    Parameters
+    ----------
+    base : dict-like
+        The cube's part, from `cube_header`.
     pair : (int, int)
         The channels ``(A, B)``.
     grid : `~astropy.time.Time`
@@ -134,13 +157,8 @@ def pair_header(cube, pair, grid, lag_bounds, content, unit):
     -------
     `~sunpy.util.metadata.MetaDict`
     """
-    first = cube.headers[0]
-    observer = get_observer_meta(cube.observer, cube.wcs.pixel_to_world(0, 0, 0)[0].rsun)
-    header = MetaDict({
-        **celestial_header(cube.celestial_wcs),
-        **observer,
-        "TELESCOP": first.get("TELESCOP", ""),
-        "OBSRVTRY": first.get("OBSRVTRY", first.get("TELESCOP", "")),
+    header = MetaDict(base)
+    header.update({
         "DATE-OBS": grid[0].isot,
         "DATE-END": grid[-1].isot,
         "BUNIT": unit,
@@ -150,13 +168,13 @@ def pair_header(cube, pair, grid, lag_bounds, content, unit):
         "LAGMIN": lag_bounds[0].to_value(u.s),
         "LAGMAX": lag_bounds[1].to_value(u.s),
         "CADENCE": (grid[1] - grid[0]).to(u.s).value,
+        "COMMENT": f"{content} of channels {pair[0]} and {pair[1]}; positive lag: {pair[1]} peaks after "
+                   f"{pair[0]} (Viall & Klimchuk 2012), computed by sunpy_timelag",
     })
-    header.update({"COMMENT": f"{content} of channels {pair[0]} and {pair[1]}; positive lag: {pair[1]} peaks after "
-                              f"{pair[0]} (Viall & Klimchuk 2012), computed by sunpy_timelag"})
     return header
 
 
-def timelag_map(lag, cube, pair, grid, lag_bounds, on_bound=None):
+def timelag_map(lag, base, pair, grid, lag_bounds, on_bound=None):
     """
     A time-lag `~sunpy.map.GenericMap` (unit s), drawn on a diverging colormap centred on zero.
 
@@ -164,7 +182,7 @@ def timelag_map(lag, cube, pair, grid, lag_bounds, on_bound=None):
     ----------
     lag : numpy.ndarray
         Lag in seconds per pixel.
-    cube, pair, grid, lag_bounds
+    base, pair, grid, lag_bounds
         See `pair_header`.
     on_bound : numpy.ndarray of bool, optional
         Pixels whose peak sits on a lag bound, stored as the map's mask.
@@ -174,28 +192,28 @@ def timelag_map(lag, cube, pair, grid, lag_bounds, on_bound=None):
     `~sunpy.map.GenericMap`
     """
     extent = np.max(np.abs(lag_bounds.to_value(u.s)))
-    header = pair_header(cube, pair, grid, lag_bounds, "time lag", "s")
+    header = pair_header(base, pair, grid, lag_bounds, "time lag", "s")
     return sunpy.map.GenericMap(
         lag, header, mask=on_bound,
         plot_settings={"cmap": "RdBu_r", "norm": Normalize(vmin=-extent, vmax=extent)},
     )
 
 
-def correlation_map(correlation, cube, pair, grid, lag_bounds):
+def correlation_map(correlation, base, pair, grid, lag_bounds):
     """
     A peak cross-correlation `~sunpy.map.GenericMap` (dimensionless), drawn from 0 to 1.
 
     Parameters
     ----------
     correlation : numpy.ndarray
-    cube, pair, grid, lag_bounds
+    base, pair, grid, lag_bounds
         See `pair_header`.
 
     Returns
     -------
     `~sunpy.map.GenericMap`
     """
-    header = pair_header(cube, pair, grid, lag_bounds, "peak cross-correlation", "")
+    header = pair_header(base, pair, grid, lag_bounds, "peak cross-correlation", "")
     return sunpy.map.GenericMap(
         correlation, header, plot_settings={"cmap": "magma", "norm": Normalize(vmin=0, vmax=1)}
     )
