@@ -199,3 +199,13 @@ def test_distributed_processes_compute_the_same(cube):
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         result = client.compute(cube.normalize_exposure().rebin((1, 2, 2)).data).result()
     np.testing.assert_array_equal(result, expected)
+
+
+def test_normalize_exposure_needs_known_exposures(cube):
+    from sunpy_timelag.io.meta import FrameMeta
+
+    exposure = cube.exposure_time.copy()
+    exposure[3] = np.nan
+    unknown = cube._new_instance(meta=FrameMeta(cube.meta, exposure_time=exposure))
+    with pytest.raises(ValueError, match="frame 3 .* has exposure time nan s"):
+        unknown.normalize_exposure()
