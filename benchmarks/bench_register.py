@@ -63,7 +63,7 @@ def main():
     reference, aiapy_wall, aiapy_cpu = best(lambda: aiapy.calibrate.register(frame).data, args.repeat)
 
     def report(label, wall, cpu, result=None):
-        line = (f"  {label:36s} {wall:6.2f} s/frame  speed-up {aiapy_wall / wall:5.2f} x   "
+        line = (f"  {label:40s} {wall:6.2f} s/frame  speed-up {aiapy_wall / wall:5.2f} x   "
                 f"(CPU {cpu:6.2f} s, ratio {aiapy_cpu / cpu:5.2f} x)")
         if result is not None:
             line += f"  max deviation / max {np.abs(result - reference).max() / np.abs(reference).max():.1e}"
