@@ -10,6 +10,7 @@ from sunpy.map.header_helper import get_observer_meta
 from sunpy.util.metadata import MetaDict
 
 from . import analysis, lags
+from .backend import array_module
 from .io.files import resolve_files
 from .io.headers import check_frames, frame_times, scan_headers
 from .io.loader import FITSFrameLoader, stack_arrays, stack_frames
@@ -313,7 +314,8 @@ class TimelagCube(PrepMixin, NDCube):
                 "cannot normalise"
             )
         dtype = np.result_type(self.data.dtype, np.float32)
-        data = self.data / exposure.astype(dtype)[:, np.newaxis, np.newaxis]
+        exposure = array_module(self.data).asarray(exposure, dtype=dtype)  # on the GPU for CuPy chunks
+        data = self.data / exposure[:, np.newaxis, np.newaxis]
         return self._new_instance(data=data, unit=unit / u.s)
 
     def average(self):
