@@ -20,7 +20,6 @@ times, and the gain from ``scipy.fft``'s threads, depend on the load; the CPU-ti
 """
 import argparse
 import importlib.util
-import time
 
 import aiapy.psf
 import astropy.units as u
@@ -29,15 +28,9 @@ import scipy.fft
 import scipy.ndimage
 import sunpy.data.test
 import sunpy.map
+from _timing import best, comparison
 
 from sunpy_timelag.aia import Deconvolver, deconvolve, psf
-
-
-def timed(func):
-    """Result of ``func()``, its wall time and the CPU time of this process, all threads (seconds)."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = func()
-    return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def test_map(size=4096, seed=0):
@@ -71,24 +64,20 @@ def main():
     library = "ducc0" if importlib.util.find_spec("ducc0") else "scipy.fft"
     print(f"4096 x 4096, {n} iterations, channel {args.channel} A; our CPU FFTs: {library}")
 
-    reference, aiapy_wall, aiapy_cpu = timed(lambda: aiapy.psf.deconvolve(aia_map, psf=kernel, iterations=n,
+    reference, aiapy_wall, aiapy_cpu = best(lambda: aiapy.psf.deconvolve(aia_map, psf=kernel, iterations=n,
                                                                            use_gpu=False).data)
 
     def report(label, wall, cpu, result=None):
-        line = (f"  {label:32s} {wall:7.2f} s  speed-up {aiapy_wall / wall:5.2f} x   "
-                f"(CPU {cpu:6.2f} s, ratio {aiapy_cpu / cpu:5.2f} x)")
-        if result is not None:
-            line += f"  max deviation / max {np.abs(result - reference).max() / reference.max():.1e}"
-        print(line)
+        print(comparison(label, wall, cpu, aiapy_wall, aiapy_cpu, result, reference))
 
     report("aiapy deconvolve (float64)", aiapy_wall, aiapy_cpu)
     for dtype in (np.float32, np.float64):
-        result, wall, cpu = timed(lambda d=dtype: deconvolve(aia_map, psf=kernel, iterations=n, dtype=d).data)
+        result, wall, cpu = best(lambda d=dtype: deconvolve(aia_map, psf=kernel, iterations=n, dtype=d).data)
         report(f"ours, {np.dtype(dtype).name}, Map", wall, cpu, result)
     warm = Deconvolver(kernel, iterations=n)
     warm.transfer_function(aia_map.data.shape)
-    report("ours, float32, warm Deconvolver", *timed(lambda: warm(aia_map.data))[1:])
-    result, wall, cpu = timed(lambda: naive(aia_map.data, kernel, n))
+    report("ours, float32, warm Deconvolver", *best(lambda: warm(aia_map.data))[1:])
+    result, wall, cpu = best(lambda: naive(aia_map.data, kernel, n))
     report("naive scipy.fft float32", wall, cpu, result)
 
 

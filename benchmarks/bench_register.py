@@ -17,27 +17,16 @@ max(aiapy). The machine may be shared: compare the ratios, measured in the same 
 """
 import argparse
 import os
-import time
 
 import aiapy.calibrate
 import numpy as np
 import scipy.ndimage
 import sunpy.data.test
 import sunpy.map
+from _timing import best, comparison
 
 from sunpy_timelag.aia import register
 from sunpy_timelag.aia.register import ROTATION_METHOD, Registration
-
-
-def best(func, repeat):
-    """Result of ``func()`` and its best wall and CPU times over ``repeat`` runs (seconds)."""
-    walls, cpus = [], []
-    for _ in range(repeat):
-        wall, cpu = time.perf_counter(), time.process_time()
-        result = func()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return result, min(walls), min(cpus)
 
 
 def full_frame(size=4096, seed=0):
@@ -63,11 +52,7 @@ def main():
     reference, aiapy_wall, aiapy_cpu = best(lambda: aiapy.calibrate.register(frame).data, args.repeat)
 
     def report(label, wall, cpu, result=None):
-        line = (f"  {label:40s} {wall:6.2f} s/frame  speed-up {aiapy_wall / wall:5.2f} x   "
-                f"(CPU {cpu:6.2f} s, ratio {aiapy_cpu / cpu:5.2f} x)")
-        if result is not None:
-            line += f"  max deviation / max {np.abs(result - reference).max() / np.abs(reference).max():.1e}"
-        print(line)
+        print(comparison(label, wall, cpu, aiapy_wall, aiapy_cpu, result, reference, unit="s/frame"))
 
     report("aiapy register (scipy)", aiapy_wall, aiapy_cpu)
     runs = {
