@@ -9,7 +9,7 @@ Any 3-D ``(time, y, x)`` `~ndcube.NDCube` with celestial coordinates can become 
 package (an ASDF file describing eleven FITS files, with a gWCS) is loaded with
 `dkist.load_dataset`, turned into a TimelagCube, cropped, rebinned and averaged.
 """
-# sphinx_gallery_thumbnail_number = 2
+# sphinx_gallery_thumbnail_number = 1
 
 import os
 
