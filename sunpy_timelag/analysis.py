@@ -13,6 +13,7 @@ import numpy as np
 from ndcube import NDCube
 
 from . import lags
+from .backend import to_numpy
 from .io.wcs import lag_wcs
 from .maps import correlation_map, cube_header, timelag_map
 
@@ -166,9 +167,9 @@ def pair_maps(cubes, index_pairs, lag_bounds=None, refine=True, min_correlation=
     maps = {}
     for (i, j), result in results.items():
         names = (_name(cubes[i]), _name(cubes[j]))
-        maps[(i, j)] = PairMaps(
-            timelag_map(np.asarray(result.lag), bases[i], names, grid, bounds, np.asarray(result.on_bound)),
-            correlation_map(np.asarray(result.correlation), bases[i], names, grid, bounds),
+        maps[(i, j)] = PairMaps(  # Maps hold NumPy arrays, also when the kernels ran on a GPU
+            timelag_map(to_numpy(result.lag), bases[i], names, grid, bounds, to_numpy(result.on_bound)),
+            correlation_map(to_numpy(result.correlation), bases[i], names, grid, bounds),
         )
     return maps
 

@@ -141,3 +141,8 @@ def test_kernels_import_without_sunpy():
         "assert np.allclose(deconvolve(np.ones((32, 32)), psf=kernel, iterations=2), 1)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env=os.environ.copy())
+
+
+def test_cache_dir_must_be_a_path():
+    with pytest.raises(TypeError, match="cache_dir must be a folder path"):
+        psf(171, size=16, cache_dir=False)

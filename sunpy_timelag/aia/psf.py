@@ -124,6 +124,8 @@ def psf(channel, *, size=4096, use_preflightcore=False, diffraction_orders=None,
     )
     if not any(orders):
         raise ValueError("diffraction_orders must contain at least one non-zero order")
+    if cache_dir is not None and not isinstance(cache_dir, str | os.PathLike):
+        raise TypeError(f"cache_dir must be a folder path, got {cache_dir!r}")
     cache_dir = cache_dir if cache_dir is not None else os.environ.get(CACHE_ENV)
     params = _mesh_parameters(channel, use_preflightcore=use_preflightcore)
     return _cached_psf(params, size, orders, None if cache_dir is None else str(cache_dir))
