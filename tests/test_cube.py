@@ -209,3 +209,26 @@ def test_normalize_exposure_needs_known_exposures(cube):
     unknown = cube._new_instance(meta=FrameMeta(cube.meta, exposure_time=exposure))
     with pytest.raises(ValueError, match="frame 3 .* has exposure time nan s"):
         unknown.normalize_exposure()
+
+
+def test_timelag_between_channels_on_a_dkist_dataset_wcs():
+    dkist = pytest.importorskip("dkist")
+    from dkist.data.test import rootdir
+
+    dataset = dkist.load_dataset(os.path.join(rootdir, "EIT"))  # 11 frames, 1 to 2 h apart
+    hours = (dataset.axis_world_coords(0)[0] - dataset.axis_world_coords(0)[0][0]).to_value(u.h)
+    amplitude = 1 + np.random.default_rng(2).random(dataset.data.shape[1:])
+    delay = 2.0  # hours: B peaks 2 h after A
+
+    def channel(shift, wavelength):
+        pulse = np.exp(-(((hours - 5 - shift) / 2.5) ** 2))[:, np.newaxis, np.newaxis] * amplitude
+        cube = NDCube(pulse, wcs=dataset.wcs, unit=u.ct)
+        return TimelagCube.from_ndcube(cube, wavelength=wavelength * u.AA, exposure_time=10 * u.s)
+
+    a, b = channel(0, 195), channel(delay, 171)
+    lag = a.timelag_map(b, lag_bounds=[-4, 4] * u.h)
+    # hourly samples of a 2.5 h pulse, linearly resampled: a third of a cadence is what refinement can promise
+    assert np.all(np.abs(lag.data - delay * 3600) < 1200), np.abs(lag.data - delay * 3600).max()
+    assert np.all(np.abs(a.timelag_map(b, lag_bounds=[-4, 4] * u.h, refine=False).data - delay * 3600) <= 3600)
+    sky = dataset.wcs.pixel_to_world(17, 93, 0)[0]
+    assert_same_sky(lag.pixel_to_world(17 * u.pix, 93 * u.pix), sky, atol=1e-4 * u.arcsec)
