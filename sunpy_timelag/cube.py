@@ -95,10 +95,7 @@ class TimelagCube(PrepMixin, NDCube):
         check_frames(headers, shapes, [frame.dtype for frame in frames], names, times, pointing_tolerance)
         order = times.argsort()
         loaders = [FITSFrameLoader(files[i], frames[i]) for i in order]
-        reference = header_map(headers[order[0]], shapes[0])
-        return cls._from_frames(
-            stack_frames(loaders), [headers[i] for i in order], times[order], **_describe(reference)
-        )
+        return cls._from_headers(stack_frames(loaders), [headers[i] for i in order], times[order])
 
     @classmethod
     def from_maps(cls, maps, *, pointing_tolerance=1.0):
@@ -191,16 +188,25 @@ class TimelagCube(PrepMixin, NDCube):
         )
 
     @classmethod
-    def _from_frames(cls, data, headers, times, *, celestial_wcs, frame, wavelength, unit):
-        """Build the cube from time-sorted data, headers and times, and the first frame's description."""
+    def _from_frames(cls, data, headers, times, *, celestial_wcs, frame, wavelength, unit, exposure_time=None):
+        """
+        Build the cube from time-sorted data, headers and times, and the first frame's description.
+
+        ``exposure_time`` defaults to the headers' ``EXPTIME`` (NaN where missing).
+        """
         celestial_wcs.pixel_shape = data.shape[:0:-1]
+        if exposure_time is None:
+            exposure_time = u.Quantity([float(h.get("EXPTIME", np.nan)) for h in headers], u.s)
         meta = FrameMeta(
-            headers=tuple(headers),
-            exposure_time=u.Quantity([float(h.get("EXPTIME", np.nan)) for h in headers], u.s),
-            wavelength=wavelength,
-            celestial_wcs=celestial_wcs,
+            headers=tuple(headers), exposure_time=exposure_time, wavelength=wavelength, celestial_wcs=celestial_wcs
         )
         return cls(data, wcs=timelag_wcs(celestial_wcs, frame, times), meta=meta, unit=unit)
+
+    @classmethod
+    def _from_headers(cls, data, headers, times, **kwargs):
+        """`_from_frames`, describing the frames as sunpy reads the first header, unless ``kwargs`` say otherwise."""
+        description = _describe(header_map(headers[0], data.shape[1:]))
+        return cls._from_frames(data, headers, times, **{**description, **kwargs})
 
     # ---- properties ---------------------------------------------------------------------------
 

@@ -85,8 +85,6 @@ class PrepMixin:
             full frames, then crop); if the frames' reference coordinates (``CRVAL``) differ.
         """
         from .aia.register import Registration, check_level1_map
-        from .io.meta import FrameMeta
-        from .io.wcs import timelag_wcs
         from .maps import header_map
 
         _check_own_pixels(self)
@@ -105,13 +103,8 @@ class PrepMixin:
             chunks=((1,) * len(registrations), (first.shape[0],), (first.shape[1],)),
             meta=da.utils.meta_from_array(self.data, dtype=dtype),
         )
-        headers = tuple(registration.meta for registration in registrations)
-        reference = header_map(headers[0], first.shape)
-        celestial_wcs = reference.wcs
-        celestial_wcs.pixel_shape = first.shape[::-1]
-        meta = FrameMeta(self.meta, headers=headers, celestial_wcs=celestial_wcs)
-        wcs = timelag_wcs(celestial_wcs, reference.coordinate_frame, self.time)
-        return self._new_instance(data=data, wcs=wcs, meta=meta)
+        headers = [registration.meta for registration in registrations]
+        return type(self)._from_headers(data, headers, self.time, exposure_time=self.exposure_time, unit=self.unit)
 
     def prepare(self, *, deconvolve=False, iterations=25, missing=None, order=3):
         """
@@ -177,18 +170,14 @@ class PrepMixin:
         """
         from sunpy.util.metadata import MetaDict
 
-        from .io.meta import FrameMeta
-        from .io.wcs import timelag_wcs
         from .io.zarr import read_cube_store
         from .maps import header_map
 
         stored = read_cube_store(path)
-        headers = tuple(MetaDict(header) for header in stored.headers)
+        headers = [MetaDict(header) for header in stored.headers]
         frame = header_map(headers[0], stored.data.shape[1:]).coordinate_frame
-        meta = FrameMeta(headers=headers, exposure_time=stored.exposure_time, wavelength=stored.wavelength,
-                         celestial_wcs=stored.celestial_wcs)
-        return cls(stored.data, wcs=timelag_wcs(stored.celestial_wcs, frame, stored.time), meta=meta,
-                   unit=stored.unit)
+        return cls._from_frames(stored.data, headers, stored.time, celestial_wcs=stored.celestial_wcs, frame=frame,
+                                wavelength=stored.wavelength, unit=stored.unit, exposure_time=stored.exposure_time)
 
 
 def _register_frame(block, frames, *, missing, order):
