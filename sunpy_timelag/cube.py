@@ -16,7 +16,7 @@ from .io.headers import check_frames, frame_times, scan_headers
 from .io.loader import FITSFrameLoader, stack_arrays, stack_frames
 from .io.meta import FrameMeta
 from .io.wcs import celestial_wcs_of, tangent_plane_wcs, timelag_wcs
-from .maps import frame_header, header_map, make_map
+from .maps import frame_header, header_map
 from .prep import PrepMixin
 
 __all__ = ["TimelagCube"]
@@ -342,7 +342,7 @@ class TimelagCube(PrepMixin, NDCube):
             "DATE-AVG": (time[0] + (time - time[0]).mean()).isot,
             "EXPTIME": float(np.nanmean(self.exposure_time.to_value(u.s))), "BUNIT": _unit_string(self.unit),
         })
-        return make_map(self.data.mean(axis=0), header)
+        return sunpy.map.Map(self.data.mean(axis=0), header)
 
     def to_maps(self):
         """
@@ -471,7 +471,7 @@ class TimelagCube(PrepMixin, NDCube):
             "T_OBS": self.time[index].isot, "EXPTIME": float(self.exposure_time[index].to_value(u.s)),
             "BUNIT": _unit_string(self.unit),
         })
-        return make_map(self.data[index], header)
+        return sunpy.map.Map(self.data[index], header)
 
 
 def _unit_string(unit):

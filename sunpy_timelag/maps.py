@@ -10,7 +10,7 @@ from sunpy.map.header_helper import get_observer_meta
 from sunpy.util.metadata import MetaDict
 
 __all__ = [
-    "header_map", "celestial_header", "frame_header", "make_map", "cube_header", "pair_header", "timelag_map",
+    "header_map", "celestial_header", "frame_header", "cube_header", "pair_header", "timelag_map",
     "correlation_map",
 ]
 
@@ -88,28 +88,6 @@ def frame_header(header, celestial_wcs, updates=None):
         else:
             new[key] = value
     return new
-
-
-def make_map(data, header, plot_settings=None):
-    """
-    A `~sunpy.map.GenericMap` (or instrument subclass) of ``data`` with ``header``.
-
-    Parameters
-    ----------
-    data : array-like
-        NumPy or Dask array (Dask stays lazy).
-    header : dict-like
-    plot_settings : dict, optional
-        Merged into the map's default plot settings.
-
-    Returns
-    -------
-    `~sunpy.map.GenericMap`
-    """
-    new_map = sunpy.map.Map(data, MetaDict(dict(header)))
-    if plot_settings:
-        new_map.plot_settings.update(plot_settings)
-    return new_map
 
 
 def cube_header(cube):
