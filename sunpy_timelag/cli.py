@@ -94,7 +94,7 @@ def analyse(pattern, pairs, lag_bounds, out, rebin=None, normalize=True, min_cor
     for channel in channels:
         files = resolve_files(pattern.format(channel=channel))
         protected += [file.path for file in files if isinstance(file.fs, LocalFileSystem)]
-        cube = TimelagCube.from_files([file.full_name for file in files])
+        cube = TimelagCube.from_files(files)
         _step(f"{channel}: {cube.data.shape[0]} frames of {cube.data.shape[2]}x{cube.data.shape[1]} pixels, "
               f"{cube.time[0].isot} to {cube.time[-1].isot}")
         if normalize:

@@ -62,7 +62,7 @@ class TimelagCube(PrepMixin, NDCube):
         ----------
         paths : str, os.PathLike or list of these
             A glob, a path, an fsspec URL (``file://``, ``memory://``, ``s3://``, ...) or a
-            list of them.
+            list of them (`fsspec.core.OpenFile` objects included).
         hdu : int, optional
             Index of the image HDU; by default the first 2-D image (HDU 1 of a
             tile-compressed AIA file).

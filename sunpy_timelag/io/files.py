@@ -20,7 +20,8 @@ def resolve_files(paths):
     ----------
     paths : str, os.PathLike or list of these
         Local paths, ``file://``, ``memory://`` or any other fsspec URL; each may
-        contain glob patterns. Globs are expanded and sorted by name.
+        contain glob patterns. Globs are expanded and sorted by name. Items that are
+        already `fsspec.core.OpenFile` objects are kept as they are.
 
     Returns
     -------
@@ -37,11 +38,15 @@ def resolve_files(paths):
     """
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
-    paths = [stringify_path(path) for path in paths]
+    paths = list(paths)
     if not paths:
         raise ValueError("paths is empty: give a glob, a path, an fsspec URL or a list of them")
     files = []
     for path in paths:
+        if isinstance(path, fsspec.core.OpenFile):  # already resolved
+            files.append(path)
+            continue
+        path = stringify_path(path)
         fs, fs_path = url_to_fs(path)
         if any(character in fs_path for character in _GLOB_CHARACTERS):
             matches = sorted(fs.glob(fs_path))
