@@ -15,7 +15,7 @@ from .io.files import resolve_files
 from .io.headers import check_frames, frame_times, scan_headers
 from .io.loader import FITSFrameLoader, stack_arrays, stack_frames
 from .io.meta import FrameMeta
-from .io.wcs import celestial_wcs_of, tangent_plane_wcs, timelag_wcs
+from .io.wcs import tangent_plane_wcs, timelag_wcs
 from .maps import frame_header, header_map
 from .prep import PrepMixin
 
@@ -212,8 +212,10 @@ class TimelagCube(PrepMixin, NDCube):
 
     @property
     def time(self):
-        """`~astropy.time.Time`: observation time of each frame, ascending."""
-        return self.axis_world_coords(0)[0]
+        """`~astropy.time.Time`: observation time of each frame, ascending (a scalar for one frame)."""
+        if "time" not in self.meta.axes:  # one frame: its time is a global coordinate
+            return self.global_coords["time"]
+        return self.axis_world_coords(self.meta.axes.index("time"))[0]
 
     @property
     def wavelength(self):
@@ -229,7 +231,7 @@ class TimelagCube(PrepMixin, NDCube):
 
     @property
     def exposure_time(self):
-        """`~astropy.units.Quantity`: exposure time of each frame (NaN where unknown)."""
+        """`~astropy.units.Quantity`: exposure time of each frame (NaN where unknown; a scalar for one frame)."""
         return self.meta["exposure_time"]
 
     @property
@@ -239,15 +241,50 @@ class TimelagCube(PrepMixin, NDCube):
 
     @property
     def celestial_wcs(self):
-        """`astropy.wcs.WCS`: the 2-D celestial FITS WCS of every frame of this cube."""
-        wcs = celestial_wcs_of(self.wcs, self.meta["celestial_wcs"])
-        wcs.pixel_shape = self.data.shape[:0:-1]
-        return wcs
+        """`astropy.wcs.WCS`: the 2-D celestial FITS WCS of every frame of this cube (a copy)."""
+        return self.meta["celestial_wcs"].deepcopy()
 
     @property
     def observer(self):
         """`~astropy.coordinates.SkyCoord`: the observer of the helioprojective frame."""
         return self.wcs.pixel_to_world(0, 0, 0)[0].observer
+
+    # ---- NDCube behaviour ---------------------------------------------------------------------
+
+    def __getitem__(self, item):
+        items = item if isinstance(item, tuple) else (item,)
+        if sum(isinstance(index, int | np.integer) for index in items) >= self.data.ndim:
+            raise IndexError(f"a TimelagCube keeps at least one array axis; {item!r} selects one value: "
+                             "index cube.data instead")
+        return super().__getitem__(item)
+
+    def reproject_to(self, target_wcs, *args, **kwargs):
+        """
+        Reproject the data onto ``target_wcs``, as `ndcube.NDCube.reproject_to` does (it computes the data).
+
+        The pixels of the result need not be frames of this channel on its time axis, so the result is
+        a plain `~ndcube.NDCube` whose ``meta["headers"]`` table gives each frame's channel and exposure
+        time when the frames are kept (the same number along the time axis): `from_ndcube` makes it a
+        TimelagCube again. To follow the solar rotation, use `derotate`, which stays lazy.
+
+        Parameters
+        ----------
+        target_wcs, *args, **kwargs
+            See `ndcube.NDCube.reproject_to`.
+
+        Returns
+        -------
+        `~ndcube.NDCube`
+        """
+        from astropy.table import Table
+
+        from .backend import to_numpy
+
+        exposure = np.atleast_1d(self.exposure_time.to_value(u.s))
+        wavelength = np.nan if self.wavelength is None else self.wavelength.to_value(u.AA)
+        frames = Table({"WAVELNTH": np.full(exposure.size, wavelength), "EXPTIME": exposure})
+        computed = NDCube(to_numpy(self.data.compute()), wcs=self.wcs, unit=self.unit, meta={"headers": frames})
+        return computed.reproject_to(target_wcs, *args, **kwargs)
 
     # ---- operations ---------------------------------------------------------------------------
 
@@ -264,7 +301,7 @@ class TimelagCube(PrepMixin, NDCube):
         `TimelagCube`
         """
         new = super().rebin(bin_shape, operation=operation, **kwargs)
-        new.meta = self.meta.rebin((self.data.shape[0] // new.data.shape[0],), operation)
+        new.meta = self.meta.rebin(np.asarray(self.data.shape) // new.data.shape, operation)
         return new
 
     def submap(self, bottom_left, *, top_right=None, width=None, height=None):
@@ -371,6 +408,45 @@ class TimelagCube(PrepMixin, NDCube):
         `TimelagCube`
         """
         return self._new_instance(data=lags.time_contiguous(self.data).persist(**kwargs))
+
+    def as_cupy(self):
+        """
+        The same cube with CuPy chunks (on the GPU), lazily: every later step runs there.
+
+        Preparation (`deconvolve`, `register`, `derotate`, `normalize_exposure`), `rebin` and the
+        time-lag analysis keep CuPy chunks on the GPU; result maps hold NumPy copies. Needs CuPy
+        (the ``[gpu]`` extra) and an NVIDIA GPU.
+
+        Returns
+        -------
+        `TimelagCube`
+
+        Raises
+        ------
+        ImportError
+            If CuPy is not installed.
+        """
+        try:
+            import cupy
+        except ImportError as error:
+            raise ImportError("as_cupy() needs CuPy: pip install 'sunpy-timelag[gpu]' (or cupy-cuda13x)") from error
+        return self._with_chunks(cupy.asarray, cupy)
+
+    def as_numpy(self):
+        """
+        The same cube with NumPy chunks (in main memory), lazily: the inverse of `as_cupy`.
+
+        Returns
+        -------
+        `TimelagCube`
+        """
+        from .backend import to_numpy
+
+        return self._with_chunks(to_numpy, np)
+
+    def _with_chunks(self, convert, xp):
+        meta = xp.empty((0,) * self.data.ndim, dtype=self.data.dtype)
+        return self._new_instance(data=self.data.map_blocks(convert, dtype=self.data.dtype, meta=meta))
 
     def interpolate_time(self, times):
         """

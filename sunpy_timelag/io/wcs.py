@@ -14,7 +14,7 @@ from astropy.wcs import WCS
 from gwcs import coordinate_frames as cf
 from gwcs.utils import make_fitswcs_transform
 
-__all__ = ["timelag_wcs", "lag_wcs", "celestial_wcs_of", "tangent_plane_wcs"]
+__all__ = ["timelag_wcs", "lag_wcs", "resample_celestial_wcs", "tangent_plane_wcs"]
 
 #: Keywords of a 2-D celestial FITS WCS kept from the reference frame.
 CELESTIAL_KEYWORDS = (
@@ -119,41 +119,47 @@ def _cube_wcs(celestial_wcs, frame, third_transform, third_frame, third_size):
     return wcs
 
 
-def celestial_wcs_of(wcs, reference):
-    """
-    The 2-D celestial FITS WCS of a (possibly sliced or rebinned) cube's WCS.
+def resample_celestial_wcs(celestial_wcs, y_item=slice(None), x_item=slice(None)):
+    r"""
+    The 2-D celestial FITS WCS of the pixels ``[y_item, x_item]`` of ``celestial_wcs``.
 
-    Slicing and rebinning map the pixels of a cube affinely, axis by axis, onto the
-    pixels of the cube it came from, so the FITS WCS of the result is that of the
-    ``reference`` with ``CRPIX`` and ``CDELT`` changed. The map is found by sending
-    the pixels ``(0, 0)`` and ``(1, 1)`` of ``wcs`` through the world coordinates back
-    to pixels of ``reference``: if they land on ``p0`` and ``p0 + s``,
-
-    .. math::
-
-        \\mathrm{CRPIX}' = (\\mathrm{CRPIX} - 1 - p_0) / s + 1, \\qquad
-        \\mathrm{CDELT}' = s\\,\\mathrm{CDELT}.
+    A slice ``start:stop:step`` of pixel axis :math:`j` maps new pixel :math:`p'` (0-based)
+    to old pixel :math:`p = \mathrm{start} + s_j p' + (s_j - 1)/2`: the centre of a bin of
+    :math:`s_j` pixels, as a rebin by :math:`s_j` makes it. In FITS terms
+    :math:`\mathrm{CRPIX}'_j = (\mathrm{CRPIX}_j - \mathrm{start} - 1/2)/s_j + 1/2` and the
+    linear part :math:`\mathrm{CDELT}\,\mathrm{PC}` gets its column :math:`j` times
+    :math:`s_j`, written back as ``CDELT`` (row norms) and ``PC``, so that unequal steps on a
+    rolled image stay exact.
 
     Parameters
     ----------
-    wcs : APE-14 WCS
-        The 3-D WCS of the cube, time on the last pixel axis.
-    reference : `astropy.wcs.WCS`
-        The 2-D celestial FITS WCS that ``wcs`` was built from.
+    celestial_wcs : `astropy.wcs.WCS`
+        2-D, with ``pixel_shape`` set.
+    y_item, x_item : slice
+        Slices of the array axes (rows, columns); steps positive.
 
     Returns
     -------
     `astropy.wcs.WCS`
+        A new WCS, ``pixel_shape`` that of the slice.
     """
-    low_level = getattr(wcs, "low_level_wcs", wcs)
-    world = low_level.pixel_to_world_values(np.array([0.0, 1.0]), np.array([0.0, 1.0]), np.zeros(2))
-    lon, lat = (u.Quantity(w, u.deg).to_value(reference.wcs.cunit[i]) for i, w in enumerate(world[:2]))
-    x, y = reference.world_to_pixel_values(lon, lat)
-    origin = np.array([x[0], y[0]])
-    scale = np.array([x[1] - x[0], y[1] - y[0]])
-    result = reference.deepcopy()
-    result.wcs.crpix = (reference.wcs.crpix - 1 - origin) / scale + 1
-    result.wcs.cdelt = reference.wcs.cdelt * scale
+    nx, ny = celestial_wcs.pixel_shape
+    ranges = [range(n)[item] for n, item in ((nx, x_item), (ny, y_item))]
+    steps = np.array([r.step for r in ranges], dtype=float)
+    if (steps <= 0).any():
+        raise ValueError("a cube's spatial axes cannot be reversed (negative slice step)")
+    starts = np.array([r.start if len(r) else 0 for r in ranges], dtype=float)
+    result = celestial_wcs.deepcopy()
+    result.wcs.crpix = (celestial_wcs.wcs.crpix - starts - 0.5) / steps + 0.5
+    if (steps != 1).any():
+        linear = celestial_wcs.wcs.get_pc() * celestial_wcs.wcs.get_cdelt()[:, np.newaxis] * steps
+        cdelt = np.hypot(linear[:, 0], linear[:, 1])
+        if celestial_wcs.wcs.has_cd():
+            result.wcs.cd = linear
+        else:
+            result.wcs.cdelt, result.wcs.pc = cdelt, linear / cdelt[:, np.newaxis]
+    result.wcs.set()
+    result.pixel_shape = (len(ranges[0]), len(ranges[1]))
     return result
 
 
