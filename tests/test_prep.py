@@ -179,7 +179,7 @@ def test_prep_chain_stays_on_the_gpu(aia_frames, kernel):
     if not backend.cupy_available():
         pytest.skip("no GPU")
     cube = TimelagCube.from_files(aia_frames)
-    on_gpu = cube._new_instance(data=cube.data.map_blocks(cupy.asarray))
+    on_gpu = cube.as_cupy()
     prepared = on_gpu.deconvolve(psf=kernel, iterations=3).register()
     assert backend.is_cupy_array(prepared.data)
     result = prepared.data.compute()
