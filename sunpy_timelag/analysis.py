@@ -83,6 +83,15 @@ def _aligned(cubes, cadence=None):
 
 
 def _check_same_pixels(cubes):
+    """
+    Refuse cubes whose pixel grids differ by more than `_PIXEL_TOLERANCE` pixels anywhere.
+
+    The grids are compared through their 2-D celestial FITS WCS alone (``CTYPE``, ``CRPIX``,
+    ``CDELT``, ``PC``, ``CRVAL`` and the shape): the corners and the centre of each cube are
+    sent through its own projection to helioprojective angles and back through the
+    reference cube's, as plain numbers. No coordinate frame is involved, so neither an
+    observer a few seconds later nor a corner off the solar disk changes the answer.
+    """
     reference = cubes[0]
     reference_wcs = reference.celestial_wcs
     for cube in cubes[1:]:
@@ -91,16 +100,30 @@ def _check_same_pixels(cubes):
                 f"the {_name(cube)} cube has {cube.data.shape[1:]} pixels but the {_name(reference)} cube has "
                 f"{reference.data.shape[1:]}: crop them to the same region"
             )
-        ny, nx = cube.data.shape[1:]
-        corners = (np.array([0, nx - 1, 0]), np.array([0, 0, ny - 1]))
-        world = cube.celestial_wcs.pixel_to_world(*corners)
-        pixels = reference_wcs.world_to_pixel(world)
-        offset = np.hypot(*(np.asarray(p) - c for p, c in zip(pixels, corners, strict=True)))
-        if not np.all(offset <= _PIXEL_TOLERANCE):
+        offset = _grid_offset(cube.celestial_wcs, reference_wcs, cube.data.shape[1:])
+        if not offset <= _PIXEL_TOLERANCE:
             raise ValueError(
                 f"the {_name(cube)} and {_name(reference)} cubes do not cover the same pixels (offset up to "
-                f"{np.nanmax(offset):.2f} pixels): register them and crop them identically"
+                f"{offset:.2f} pixels): register them and crop them identically"
             )
+
+
+def _grid_offset(wcs, reference_wcs, shape):
+    """
+    Largest distance, in pixels of ``reference_wcs``, between the pixels of two celestial FITS WCS.
+
+    Measured at the corners and the centre of a ``shape`` ``(ny, nx)`` image; infinite if
+    the two WCS have different axis types or projections.
+    """
+    if list(wcs.wcs.ctype) != list(reference_wcs.wcs.ctype):
+        return np.inf
+    ny, nx = shape
+    x, y = np.array([0, nx - 1, 0, nx - 1, (nx - 1) / 2]), np.array([0, 0, ny - 1, ny - 1, (ny - 1) / 2])
+    world = wcs.pixel_to_world_values(x, y)
+    world = [u.Quantity(w, unit).to_value(ref_unit) for w, unit, ref_unit in
+             zip(world, wcs.wcs.cunit, reference_wcs.wcs.cunit, strict=True)]
+    pixels = reference_wcs.world_to_pixel_values(*world)
+    return float(np.max(np.hypot(pixels[0] - x, pixels[1] - y)))
 
 
 def _name(cube):
@@ -209,6 +232,13 @@ def timelag_maps(cubes, pairs=None, lag_bounds=None, refine=True, min_correlatio
         Two cubes of one channel, a channel of ``pairs`` without a cube, cubes covering
         different pixels, non-overlapping time ranges, or lag bounds selecting no lag.
     """
+    for i, cube in enumerate(cubes):
+        if cube.wavelength is None:
+            raise ValueError(
+                f"cubes[{i}] has no wavelength (its frames have no WAVELNTH), so timelag_maps cannot tell its "
+                "channel: set WAVELNTH in the headers of its frames, or build it with "
+                "TimelagCube.from_ndcube(ndcube, wavelength=...)"
+            )
     channels = [cube.channel for cube in cubes]
     if len(set(channels)) != len(channels):
         raise ValueError(f"timelag_maps needs one cube per channel; got channels {channels}")

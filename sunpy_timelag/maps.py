@@ -38,8 +38,13 @@ def header_map(header, shape):
     Returns
     -------
     `~sunpy.map.GenericMap`
+        The instrument's map class (e.g. `~sunpy.map.sources.AIAMap`); a plain GenericMap
+        for a header without ``WAVELNTH``, which some instrument classes cannot read.
     """
-    return sunpy.map.Map(da.zeros(shape, chunks=shape, dtype="uint8"), MetaDict(dict(header)))
+    data, meta = da.zeros(shape, chunks=shape, dtype="uint8"), MetaDict(dict(header))
+    if "wavelnth" not in meta:
+        return sunpy.map.GenericMap(data, meta)
+    return sunpy.map.Map(data, meta)
 
 
 def celestial_header(celestial_wcs):

@@ -191,3 +191,67 @@ def test_unknown_channel_in_pairs(cubes):
         timelag_maps(list(cubes.values()), pairs=[(94, 335)])
     with pytest.raises(ValueError, match="one cube per channel"):
         timelag_maps([cubes[335], cubes[335]])
+
+
+# ---- pixel grids and channels (issue 9) --------------------------------------------------------
+
+
+def pulse_cube(wavelength, first_second, centre, scale, *, delay=0.0, shape=(8, 8), n_frames=60, crpix_shift=0.0,
+               header_wavelength=True):
+    """
+    A cube of ``n_frames`` frames 12 s apart from ``first_second`` (s after 00:00), pointed at ``centre`` (arcsec).
+
+    Every pixel holds the same Gaussian pulse, peaking ``delay`` seconds after 00:04:00 plus a little per pixel,
+    sampled at the frames' own times, over a baseline.
+    """
+    from astropy.coordinates import SkyCoord
+    from sunpy.coordinates import frames
+    from sunpy.map.header_helper import make_fitswcs_header
+
+    start = Time("2011-02-15T00:00:00")
+    offsets = np.random.default_rng(0).uniform(-30, 30, shape)  # the same pixels in every channel
+    maps = []
+    for i in range(n_frames):
+        time = start + (first_second + 12 * i) * u.s
+        observer = SkyCoord(0 * u.deg, -7 * u.deg, 1 * u.AU, frame=frames.HeliographicStonyhurst, obstime=time)
+        reference = SkyCoord(*centre * u.arcsec, frame=frames.Helioprojective, observer=observer, obstime=time)
+        header = make_fitswcs_header(shape, reference, scale=[scale, scale] * u.arcsec / u.pix,
+                                     reference_pixel=[(shape[1] - 1) / 2 + crpix_shift, (shape[0] - 1) / 2] * u.pix,
+                                     wavelength=wavelength * u.AA if header_wavelength else None,
+                                     exposure=2 * u.s, instrument="synthetic")
+        seconds = first_second + 12 * i - 240 - delay - offsets
+        maps.append(sunpy.map.Map(1 + 5 * np.exp(-0.5 * (seconds / 40) ** 2), header))
+    return TimelagCube.from_maps(maps)
+
+
+@pytest.mark.parametrize(("centre", "scale"), [((0, 0), 300.0), ((960, 0), 2.4)], ids=["full disk", "limb cut-out"])
+def test_channels_seconds_apart_with_off_disk_corners(centre, scale):
+    # AIA observes its channels seconds apart: the observers differ, and corners off the disk cannot be
+    # transformed between them; the pixel grids are the same, and the lag is measured in absolute time
+    a = pulse_cube(335, 1.34 + 4, centre, scale)
+    b = pulse_cube(171, 1.34, centre, scale, delay=60.0)
+    lag = a.timelag_map(b, lag_bounds=[-3, 3] * u.min)
+    np.testing.assert_allclose(lag.data, 60.0, atol=1.5)  # frame index against frame index: 56 or 64 s
+
+
+def test_different_grids_are_still_refused():
+    a = pulse_cube(335, 5.34, (960, 0), 2.4)
+    with pytest.raises(ValueError, match=r"do not cover the same pixels \(offset up to 2.00 pixels\)"):
+        a.timelag_map(pulse_cube(171, 1.34, (960, 0), 2.4, crpix_shift=2.0))
+    with pytest.raises(ValueError, match="do not cover the same pixels"):
+        a.timelag_map(pulse_cube(171, 1.34, (960, 0), 3.0))
+
+
+def test_cube_without_wavelength(aia_frames, tmp_path):
+    from astropy.io import fits
+
+    from tests.conftest import write_frames
+
+    paths = write_frames(tmp_path / "no_wavelength", start_minute=0)
+    for path in paths:
+        with fits.open(path, mode="update") as hdul:
+            del hdul[0].header["WAVELNTH"]
+    unnamed, known = TimelagCube.from_files(paths), TimelagCube.from_files(aia_frames)
+    assert unnamed.wavelength is None
+    with pytest.raises(ValueError, match=r"cubes\[1\] has no wavelength.*WAVELNTH.*from_ndcube\(ndcube, wavelength"):
+        timelag_maps([known, unnamed])
