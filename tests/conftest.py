@@ -1,3 +1,4 @@
+import inspect
 import os
 import warnings
 
@@ -6,7 +7,34 @@ import pytest
 import sunpy.data.test
 from astropy.io import fits
 
+try:  # aiapy >= 0.11
+    from aiapy.utils import AIApyUserWarning
+except ImportError:  # aiapy 0.9, 0.10
+    from aiapy.util import AIApyUserWarning
+
 AIA_171 = sunpy.data.test.get_test_filepath("aia_171_level1.fits")
+
+
+def aiapy_psf(channel, **kwargs):
+    """
+    aiapy's PSF with the installed aiapy's API, on the CPU.
+
+    aiapy >= 0.11: ``calculate_psf`` (with JAX if installed); before: ``psf(..., use_gpu=False)``.
+    """
+    import aiapy.psf
+
+    if hasattr(aiapy.psf, "calculate_psf"):
+        return aiapy.psf.calculate_psf(channel, **kwargs)
+    return aiapy.psf.psf(channel, use_gpu=False, **kwargs)
+
+
+def aiapy_deconvolve(smap, **kwargs):
+    """aiapy's ``deconvolve`` on the CPU: ``use_gpu=False`` where aiapy has it (< 0.11; later: JAX if installed)."""
+    import aiapy.psf
+
+    if "use_gpu" in inspect.signature(aiapy.psf.deconvolve).parameters:
+        kwargs["use_gpu"] = False
+    return aiapy.psf.deconvolve(smap, **kwargs)
 
 
 def write_frames(directory, n_frames=6, cadence=12.0, start_minute=0, order=None, **header_updates):

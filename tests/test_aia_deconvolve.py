@@ -4,8 +4,8 @@ Tests of `sunpy_timelag.aia.deconvolve` and `Deconvolver` against `aiapy.psf.dec
 import copy
 import importlib
 import pickle
+import warnings
 
-import aiapy.psf
 import astropy.units as u
 import dask.array as da
 import numpy as np
@@ -17,6 +17,9 @@ import sunpy.map
 from sunpy_timelag import backend
 from sunpy_timelag.aia import Deconvolver, deconvolve, psf
 from sunpy_timelag.aia.deconvolve import fit_psf
+
+from .conftest import AIApyUserWarning
+from .conftest import aiapy_deconvolve as aiapy_deconvolve_map
 
 # The module (the package attribute of the same name is the function).
 deconvolve_module = importlib.import_module("sunpy_timelag.aia.deconvolve")
@@ -43,8 +46,7 @@ def kernel():
 
 
 def aiapy_deconvolve(data, meta, kernel, **kwargs):
-    return aiapy.psf.deconvolve(sunpy.map.Map(np.asarray(data, dtype=np.float64), meta), psf=kernel,
-                                use_gpu=False, **kwargs).data
+    return aiapy_deconvolve_map(sunpy.map.Map(np.asarray(data, dtype=np.float64), meta), psf=kernel, **kwargs).data
 
 
 def relative_deviation(ours, reference):
@@ -128,10 +130,50 @@ def test_negative_pixels(aia_map, kernel):
     data = aia_map.data
     assert (data < 0).any()
     small = fit_psf(kernel, data.shape)
-    with pytest.warns(UserWarning, match="negative intensity"):
-        deconvolve(data, psf=small, iterations=2, clip_negative=False)
     np.testing.assert_array_equal(deconvolve(data, psf=small, iterations=2),
                                   deconvolve(np.clip(data, 0, None), psf=small, iterations=2))
+
+
+def test_negative_pixels_warn_as_aiapy(aia_map, kernel):
+    small = fit_psf(kernel, aia_map.data.shape)
+    with pytest.warns(AIApyUserWarning, match="negative intensity") as theirs:
+        aiapy_deconvolve(aia_map.data, aia_map.meta, small, iterations=1, clip_negative=False)
+    with pytest.warns(AIApyUserWarning, match="negative intensity") as ours:
+        deconvolve(aia_map, psf=small, iterations=1, clip_negative=False)
+    assert [w.category for w in ours] == [w.category for w in theirs if "negative" in str(w.message)]
+    # aiapy users' filter silences it (and nothing else is warned)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", category=AIApyUserWarning)
+        deconvolve(aia_map.data, psf=small, iterations=1, clip_negative=False)
+
+
+@pytest.fixture(scope="module")
+def dark_regions(aia_map):
+    """
+    aiapy's ``test_deconvolve_specify_psf`` input at 1024 x 1024 (aiapy's is 4096 x 4096): the 171 test
+    image resampled, the 94 A PSF with the pre-flight core and diffraction orders -1..1, and aiapy's
+    result (3 iterations). Dark regions: where the image is 0 the float32 blurred image is exactly 0
+    at some pixels.
+    """
+    resampled = aia_map.resample((1024, 1024) * u.pixel)
+    kernel = psf(94, size=1024, use_preflightcore=True, diffraction_orders=[-1, 0, 1])
+    return resampled, kernel, aiapy_deconvolve_map(resampled, psf=kernel, iterations=3).data
+
+
+@pytest.mark.parametrize(("dtype", "tolerance"), [(np.float32, 1e-5), (np.float64, 1e-10)])
+def test_dark_regions_as_aiapy(dark_regions, fft_library, dtype, tolerance):
+    resampled, kernel, reference = dark_regions
+    assert np.isfinite(reference).all()
+    ours = deconvolve(resampled, psf=kernel, iterations=3, dtype=dtype).data
+    assert np.isfinite(ours).all()  # float32 was all NaN (0/0 spread by the FFT)
+    assert relative_deviation(ours, reference) < tolerance
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dark_frame_stays_dark(kernel, dtype):
+    # All 0: the blurred estimate is exactly 0 everywhere; the limit of d / (u * P) for d = 0 is 0.
+    np.testing.assert_array_equal(deconvolve(np.zeros((256, 256)), psf=kernel, iterations=2, dtype=dtype), 0)
 
 
 def test_non_finite_pixels(image, kernel):

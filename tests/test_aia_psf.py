@@ -1,16 +1,15 @@
 """
-Tests of `sunpy_timelag.aia.psf` against `aiapy.psf.psf`.
+Tests of `sunpy_timelag.aia.psf` against aiapy's PSF (``aiapy.psf.calculate_psf``; ``psf`` before 0.11).
 
-aiapy computes its PSF on a fixed 4096 x 4096 grid (minutes per PSF). To compare quickly, its own
-code is run on a smaller grid by handing its module a NumPy whose ``zeros`` makes the smaller
-array: aiapy takes every other size from that array's shape.
+aiapy computes its PSF on a fixed 4096 x 4096 grid (seconds to minutes per PSF). To compare quickly,
+its own code is run on a smaller grid by handing its module an array module whose ``zeros`` and
+``arange`` make the smaller grid (see `_AiapyGrid`).
 """
 import importlib
 import os
 import subprocess
 import sys
 
-import aiapy.psf
 import astropy.units as u
 import numpy as np
 import pytest
@@ -18,33 +17,53 @@ import pytest
 from sunpy_timelag.aia import psf
 from sunpy_timelag.aia.psf import _cached_psf
 
+from .conftest import aiapy_psf as aiapy_full_psf
+
 CHANNELS = [94, 131, 171, 193, 211, 304, 335]
 
 
-class _NumpyOnGrid:
-    """NumPy, except that ``zeros`` returns a ``size`` x ``size`` array whatever shape it is asked for."""
+class _AiapyGrid:
+    """
+    The array module of aiapy's PSF code (NumPy, or ``jax.numpy`` for aiapy >= 0.11 with JAX), on a
+    ``size`` x ``size`` grid.
 
-    def __init__(self, size):
+    ``zeros`` returns a ``size`` x ``size`` array whatever shape it is asked for: aiapy < 0.11 takes
+    its grid from that array's shape. ``arange(n)`` returns the ``size`` central points of
+    ``arange(n)``: aiapy >= 0.11 builds its pixel coordinates as ``arange(4096) + 0.5`` about the
+    centre ``0.5 * 4096 + 0.5``, which makes them, relative to the centre, those of a ``size`` grid
+    (exactly: half-integers). Every other name is the module's own.
+    """
+
+    def __init__(self, module, size):
+        self.module = module
         self.size = size
 
     def zeros(self, shape, dtype=float):
-        return np.zeros((self.size, self.size), dtype=dtype)
+        return self.module.zeros((self.size, self.size), dtype=dtype)
+
+    def arange(self, *args, **kwargs):
+        if len(args) != 1 or kwargs:  # e.g. the default orders, arange(-100, 101, 1)
+            return self.module.arange(*args, **kwargs)
+        return self.module.arange(self.size) + (args[0] - self.size) / 2
 
     def __getattr__(self, name):
-        return getattr(np, name)
+        return getattr(self.module, name)
 
 
 @pytest.fixture
 def aiapy_psf(monkeypatch):
     """``aiapy_psf(channel, size, **kwargs)``: aiapy's PSF, with aiapy's code, on a ``size`` grid."""
     module = importlib.import_module("aiapy.psf.psf")
+    array_module = module.np
 
     def compute(channel, size, **kwargs):
-        monkeypatch.setattr(module, "np", _NumpyOnGrid(size))
+        monkeypatch.setattr(module, "np", _AiapyGrid(array_module, size))
         try:
-            return aiapy.psf.psf(channel * u.angstrom, use_gpu=False, **kwargs)
+            result = aiapy_full_psf(channel * u.angstrom, **kwargs)
         finally:
-            monkeypatch.setattr(module, "np", np)
+            monkeypatch.setattr(module, "np", array_module)
+        assert result.shape == (size, size)
+        return result
 
     return compute
 

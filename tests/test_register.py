@@ -12,11 +12,12 @@ import pytest
 import scipy.ndimage
 import sunpy.data.test
 import sunpy.map
-from aiapy.util import AIApyUserWarning
 
 from sunpy_timelag import backend
 from sunpy_timelag.aia import register
 from sunpy_timelag.aia.register import ROTATION_METHOD, Registration, affine_spline
+
+from .conftest import AIApyUserWarning
 
 # The module (the package attribute of the same name is the function).
 register_module = importlib.import_module("sunpy_timelag.aia.register")

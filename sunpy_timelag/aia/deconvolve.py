@@ -2,7 +2,8 @@ r"""
 Richardson-Lucy deconvolution of AIA images with the channel PSF, as `aiapy.psf.deconvolve` does it.
 
 The array code runs on NumPy or CuPy arrays (the array module of the image) and does not import
-sunpy; a sunpy Map is recognised only if ``sunpy.map`` is already imported. On the CPU the FFTs
+sunpy (aiapy's warning class is imported only to warn of negative pixels); a sunpy Map is
+recognised only if ``sunpy.map`` is already imported. On the CPU the FFTs
 use ``ducc0`` when it is installed (the successor of the pocketfft inside `scipy.fft`, with AVX
 kernels and output buffers: a Richardson-Lucy iteration costs about 30 % less), else `scipy.fft`.
 """
@@ -16,6 +17,7 @@ import warnings
 import numpy as np
 
 from ..backend import array_module, fft_module, to_numpy
+from ._compat import aiapy_user_warning
 from .psf import _mesh_parameters
 from .psf import psf as channel_psf
 
@@ -44,6 +46,11 @@ class Deconvolver:
     and :math:`\hat P^*` are computed once per image shape and array module, in the working
     precision, and kept (on the GPU for CuPy images); every iteration then costs two ``rfft2`` and
     two ``irfft2`` of the image and three in-place element-wise operations.
+
+    Where :math:`d = 0` the ratio :math:`d / (u_n \circledast P)` is 0, its value whenever the
+    blurred estimate is not exactly 0; it is set so, as the limit, where the blurred estimate rounds
+    to exactly 0 too (float32, dark regions), instead of the 0/0 that would make the whole image
+    NaN. Since :math:`u_0 = d`, such pixels stay 0.
 
     Precision: AIA counts are 14-bit, so ``dtype=np.float32`` (the default) is ample: after 25
     iterations it agrees with aiapy's float64 result to :math:`6 \times 10^{-7}` of the image maximum
@@ -80,6 +87,14 @@ class Deconvolver:
     ValueError
         Neither or both of ``psf`` and ``channel``; a PSF that is not 2-D, has non-finite values or
         does not have a positive sum; ``iterations`` < 1; an unsupported ``dtype``.
+
+    Warns
+    -----
+    AIApyUserWarning
+        aiapy's (``aiapy.utils.AIApyUserWarning``), when called on an image with negative pixels and
+        ``clip_negative=False``, as aiapy warns.
+    UserWarning
+        When called on an image with non-finite pixels.
 
     Examples
     --------
@@ -167,7 +182,7 @@ class Deconvolver:
             The deconvolved image(s), same array type and shape, of the working ``dtype``.
         """
         xp = array_module(image)
-        image = xp.array(image, dtype=self.dtype)  # a copy: cleaned in place below
+        image = xp.array(image, dtype=self.dtype, order="C")  # a copy: cleaned in place below
         if image.ndim < 2:
             raise ValueError(f"image must be 2-D (or a stack of 2-D frames), got shape {image.shape}")
         bad = ~xp.isfinite(image)
@@ -180,20 +195,26 @@ class Deconvolver:
             xp.maximum(image, 0, out=image)
         elif bool((image < 0).any()):
             warnings.warn("Image contains negative intensity values. Consider setting clip_negative to True",
-                          UserWarning, stacklevel=2)
+                          aiapy_user_warning(), stacklevel=2)
         otf, otf_conj = self.transfer_function(image.shape, xp)
         forward, inverse = _real_fft_pair(xp, self.workers)
         estimate = image.copy()
         spectrum = xp.empty(image.shape[:-1] + otf.shape[-1:], dtype=otf.dtype)
         buffer = xp.empty_like(image)
-        for _ in range(self.iterations):
-            spectrum = forward(estimate, out=spectrum)
-            spectrum *= otf
-            blurred = inverse(spectrum, out=buffer)
-            ratio = xp.divide(image, blurred, out=blurred)
-            spectrum = forward(ratio, out=spectrum)
-            spectrum *= otf_conj
-            estimate *= inverse(spectrum, out=ratio)
+        # Where d = 0 the ratio is 0, as d / (u * P) is whenever the blurred estimate is not exactly 0;
+        # where it rounds to 0 (float32, dark regions) 0/0 would spread NaN over the whole image.
+        # Setting these pixels by index costs nothing when they are few and no extra pass otherwise.
+        zeros = xp.flatnonzero(image == 0)
+        with np.errstate(invalid="ignore"):  # the 0/0 overwritten just below
+            for _ in range(self.iterations):
+                spectrum = forward(estimate, out=spectrum)
+                spectrum *= otf
+                blurred = inverse(spectrum, out=buffer)
+                ratio = xp.divide(image, blurred, out=blurred)
+                xp.put(ratio, zeros, 0)
+                spectrum = forward(ratio, out=spectrum)
+                spectrum *= otf_conj
+                estimate *= inverse(spectrum, out=ratio)
         if any_bad:
             estimate[bad] = np.nan
         return estimate
@@ -311,6 +332,13 @@ def deconvolve(image, *, psf=None, channel=None, iterations=25, clip_negative=Tr
     ValueError
         Neither ``psf`` nor ``channel`` (for an array, or a Map without wavelength), both, an image
         that is not 2-D, and the cases of `Deconvolver`.
+
+    Warns
+    -----
+    AIApyUserWarning
+        aiapy's, for negative pixels with ``clip_negative=False`` (see `Deconvolver`).
+    UserWarning
+        For non-finite pixels, set to 0 for the iteration and NaN in the result.
     """
     is_map = _is_map(image)
     if getattr(image, "ndim", 2) != 2 and not is_map:

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backend import array_module, ndimage_module
+from ._compat import aiapy_user_warning
 
 try:
     import numba
@@ -119,8 +120,8 @@ def register(smap, *, missing=None, order=3, method=None):
 
     Warns
     -----
-    aiapy.util.AIApyUserWarning
-        If the map's processing level is not 1, as aiapy warns.
+    AIApyUserWarning
+        aiapy's (``aiapy.utils.AIApyUserWarning``) if the map's processing level is not 1, as aiapy warns.
     """
     check_level1_map(smap)
     if method is not None:
@@ -159,9 +160,8 @@ def check_level1_map(smap):
     if not contains_full_disk(smap):
         raise ValueError("the map is not a full-disk image (a cut-out): register the full-disk frame, then crop")
     if smap.processing_level is None or smap.processing_level > 1:
-        from aiapy.util import AIApyUserWarning
-
-        warnings.warn("Image registration should only be applied to level 1 data", AIApyUserWarning, stacklevel=3)
+        warnings.warn("Image registration should only be applied to level 1 data", aiapy_user_warning(),
+                      stacklevel=3)
 
 
 @dataclass(frozen=True, eq=False)
