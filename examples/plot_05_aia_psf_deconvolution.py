@@ -3,14 +3,17 @@
 AIA PSF and deconvolution
 ======================================
 
-The point spread function (PSF) of an AIA channel, as `aiapy.psf.psf` defines it, computed in
-about a second, and Richardson-Lucy deconvolution with it, as `aiapy.psf.deconvolve` does it —
-faster, in single precision by default, on NumPy or CuPy arrays.
+The point spread function (PSF) of an AIA channel, as `aiapy.psf.calculate_psf` defines it
+(``aiapy.psf.psf`` before aiapy 0.11), computed in about a second, and Richardson-Lucy
+deconvolution with it, as `aiapy.psf.deconvolve` does it — faster, in single precision by
+default, on NumPy or CuPy arrays.
 """
 # sphinx_gallery_thumbnail_number = 1
 
+import importlib.util
 import time
 
+import aiapy
 import aiapy.psf
 import astropy.units as u
 import matplotlib.pyplot as plt
@@ -61,12 +64,22 @@ plt.show()
 # The same numbers as aiapy
 # -------------------------
 # aiapy evaluates every spike on the full frame; with all its diffraction orders that takes many
-# minutes on a laptop (see :doc:`/performance`). With a single diffraction order (six spikes) it is
-# quick enough to compare here:
+# minutes on a laptop with NumPy, and tens of seconds with JAX, which aiapy 0.11 and later use when
+# it is installed (see :doc:`/performance`). With a single diffraction order (six spikes) it is
+# quick enough to compare here. aiapy 0.11 also renamed ``psf`` to ``calculate_psf`` and dropped
+# the ``use_gpu`` option (earlier releases need ``use_gpu=False`` to stay on the CPU):
+
+if hasattr(aiapy.psf, "calculate_psf"):
+    aiapy_psf, on_cpu = aiapy.psf.calculate_psf, {}
+    engine = "JAX" if importlib.util.find_spec("jax") else "NumPy"
+else:
+    aiapy_psf, on_cpu = aiapy.psf.psf, {"use_gpu": False}
+    engine = "NumPy"
+print(f"aiapy {aiapy.__version__}, computing with {engine}")
 
 orders = [1]
 start = time.perf_counter()
-reference = aiapy.psf.psf(171 * u.angstrom, diffraction_orders=orders, use_gpu=False)
+reference = aiapy_psf(171 * u.angstrom, diffraction_orders=orders, **on_cpu)
 aiapy_seconds = time.perf_counter() - start
 start = time.perf_counter()
 ours = psf(171 * u.angstrom, diffraction_orders=orders)
@@ -136,7 +149,7 @@ plt.show()
 
 kernel = fit_psf(psf171, cutout.data.shape)
 start = time.perf_counter()
-reference = aiapy.psf.deconvolve(cutout, psf=kernel, use_gpu=False)
+reference = aiapy.psf.deconvolve(cutout, psf=kernel, **on_cpu)
 aiapy_seconds = time.perf_counter() - start
 for dtype in (np.float32, np.float64):
     start = time.perf_counter()
