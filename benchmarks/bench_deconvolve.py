@@ -1,13 +1,16 @@
 """
 Benchmark of `sunpy_timelag.aia.deconvolve` against `aiapy.psf.deconvolve` on a 4096 x 4096 image.
 
-Run as ``python benchmarks/bench_deconvolve.py [--iterations 25] [--channel 171]``.
+Run as ``python benchmarks/bench_deconvolve.py [--iterations 25] [--channel 171] [--repeat R] [--size 4096]``.
 
-The image is the 128 x 128 AIA 171 test image of sunpy, interpolated to 4096 x 4096, with Poisson
-noise; the PSF is ``sunpy_timelag.aia.psf(channel)`` (the same values as aiapy's). In the same run
-the script times, once each, on the same Map and PSF:
+The image is the 128 x 128 AIA 171 test image of sunpy, interpolated to 4096 x 4096 (``--size``: a
+smaller one, with the PSF on that grid, for a quick check), with Poisson noise; the PSF is
+``sunpy_timelag.aia.psf(channel)`` (the same values as aiapy's). The first output line says which
+aiapy runs and whether with JAX (aiapy >= 0.11 uses JAX when it is installed, else NumPy; before
+0.11 it is run with ``use_gpu=False``). In the same run the script times, on the same Map and PSF,
+best of ``--repeat`` (default 2 with JAX, whose first call compiles; else 1):
 
-* aiapy's ``deconvolve`` (NumPy, float64; its PSF transform included);
+* aiapy's ``deconvolve`` (float64; its PSF transform included);
 * ours, float32 (default) and float64, a Map in and out, PSF transform included (FFTs by ducc0
   if installed, else scipy.fft);
 * ours, float32, one more frame through a warm `Deconvolver` (PSF transform already done: the per
@@ -21,13 +24,13 @@ times, and the gain from ``scipy.fft``'s threads, depend on the load; the CPU-ti
 import argparse
 import importlib.util
 
-import aiapy.psf
 import astropy.units as u
 import numpy as np
 import scipy.fft
 import scipy.ndimage
 import sunpy.data.test
 import sunpy.map
+from _aiapy import USES_JAX, aiapy_deconvolve, describe
 from _timing import best, comparison
 
 from sunpy_timelag.aia import Deconvolver, deconvolve, psf
@@ -57,27 +60,31 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--iterations", type=int, default=25)
     parser.add_argument("--channel", type=int, default=171)
+    parser.add_argument("--repeat", type=int, default=2 if USES_JAX else 1, help="runs of each, best of")
+    parser.add_argument("--size", type=int, default=4096, help="image side (default 4096, the full frame)")
     args = parser.parse_args()
-    n = args.iterations
-    aia_map = test_map()
-    kernel = psf(args.channel * u.angstrom)
+    n, repeat, size = args.iterations, args.repeat, args.size
+    aia_map = test_map(size)
+    kernel = psf(args.channel * u.angstrom, size=size)
     library = "ducc0" if importlib.util.find_spec("ducc0") else "scipy.fft"
-    print(f"4096 x 4096, {n} iterations, channel {args.channel} A; our CPU FFTs: {library}")
+    print(describe())
+    print(f"{size} x {size}, {n} iterations, channel {args.channel} A, best of {repeat}; our CPU FFTs: {library}")
 
-    reference, aiapy_wall, aiapy_cpu = best(lambda: aiapy.psf.deconvolve(aia_map, psf=kernel, iterations=n,
-                                                                           use_gpu=False).data)
+    reference, aiapy_wall, aiapy_cpu = best(lambda: aiapy_deconvolve(aia_map, psf=kernel, iterations=n).data,
+                                            repeat)
 
     def report(label, wall, cpu, result=None):
         print(comparison(label, wall, cpu, aiapy_wall, aiapy_cpu, result, reference))
 
     report("aiapy deconvolve (float64)", aiapy_wall, aiapy_cpu)
     for dtype in (np.float32, np.float64):
-        result, wall, cpu = best(lambda d=dtype: deconvolve(aia_map, psf=kernel, iterations=n, dtype=d).data)
+        result, wall, cpu = best(lambda d=dtype: deconvolve(aia_map, psf=kernel, iterations=n, dtype=d).data,
+                                 repeat)
         report(f"ours, {np.dtype(dtype).name}, Map", wall, cpu, result)
     warm = Deconvolver(kernel, iterations=n)
     warm.transfer_function(aia_map.data.shape)
-    report("ours, float32, warm Deconvolver", *best(lambda: warm(aia_map.data))[1:])
-    result, wall, cpu = best(lambda: naive(aia_map.data, kernel, n))
+    report("ours, float32, warm Deconvolver", *best(lambda: warm(aia_map.data), repeat)[1:])
+    result, wall, cpu = best(lambda: naive(aia_map.data, kernel, n), repeat)
     report("naive scipy.fft float32", wall, cpu, result)
 
 
