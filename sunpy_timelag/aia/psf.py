@@ -15,13 +15,14 @@ import functools
 import hashlib
 import operator
 import os
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import scipy.fft
 import scipy.sparse
+
+from ..io.write import write_atomically
 
 __all__ = ["psf"]
 
@@ -182,17 +183,9 @@ def _cached_psf(params, size, orders, cache_dir):
             result = np.load(path)
         else:
             result = _composite_psf(params, size, orders)
-            _save_atomically(path, result)
+            write_atomically(path, lambda temporary: np.save(temporary, result))  # never seen partial
     result.flags.writeable = False
     return result
-
-
-def _save_atomically(path, array):
-    """Write ``array`` to ``path`` through a temporary file, so readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy.part", delete=False) as handle:
-        np.save(handle, array)
-    os.replace(handle.name, path)
 
 
 def _composite_psf(params, size, orders):

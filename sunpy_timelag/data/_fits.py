@@ -7,10 +7,10 @@ serialised once by astropy, the few cards that change per frame are formatted di
 is written as the FITS standard lays it out: header blocks, then the big-endian data, each padded to
 2880 bytes.
 """
-import os
-
 import numpy as np
 from astropy.io import fits
+
+from ..io.write import write_atomically
 
 __all__ = ["template_cards", "header_string", "write_fits"]
 
@@ -63,7 +63,7 @@ def header_string(template, values):
 
 def write_fits(path, header, data):
     """
-    Write one primary HDU atomically: to a temporary name in the same folder, then `os.replace`.
+    Write one primary HDU atomically (`~sunpy_timelag.io.write.write_atomically`).
 
     Parameters
     ----------
@@ -74,13 +74,11 @@ def write_fits(path, header, data):
         The image, of the type declared by BITPIX.
     """
     raw = data.astype(data.dtype.newbyteorder(">"), copy=False).tobytes()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
+
+    def write(temporary):
+        with open(temporary, "wb") as f:
             f.write(header.encode("ascii"))
             f.write(raw)
             f.write(bytes(-len(raw) % BLOCK))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    write_atomically(path, write)

@@ -7,16 +7,15 @@ The store is one Zarr array, ``(n_time, ny, nx)`` in chunks of one frame, whose 
 WCS (its FITS header plus the exact reference pixel, scale, reference value and ``PCi_j``). Floats go
 through JSON unchanged (``repr`` round-trips), so reading a store gives back the same numbers.
 
-Writing goes to a temporary directory beside the target that is renamed into place only once the
-data and metadata are complete: a crash or an error leaves either the previous store or none, never
-half a store. Zarr (2.16 or later) is an optional dependency of `sunpy_timelag`.
+Writing goes through `sunpy_timelag.io.write.write_atomically`: the store is written in full beside
+the target and renamed into place only once the data and metadata are complete, so a crash or an
+error leaves either the previous store or the new one, never half a store, and the next write or read
+resolves what a killed writer left. Only a store this package wrote is ever replaced. Zarr (2.16 or
+later) is an optional dependency of `sunpy_timelag`.
 """
 import json
 import os
-import shutil
-import tempfile
 import threading
-import uuid
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,6 +27,8 @@ from astropy.time import Time
 from astropy.wcs import WCS
 
 from ..backend import is_cupy_array, to_numpy
+from ..exceptions import OutputPathError
+from .write import recover, write_atomically
 
 __all__ = ["StoredCube", "write_cube_store", "read_cube_store"]
 
@@ -65,7 +66,8 @@ def write_cube_store(path, data, *, time, headers, exposure_time, wavelength, un
     unit : `~astropy.units.UnitBase` or None
     celestial_wcs : `astropy.wcs.WCS`
     overwrite : bool, optional
-        Replace an existing store (it stays untouched if writing fails).
+        Replace an existing store written by this function (it stays untouched if writing fails).
+        Anything else at ``path`` is never replaced; an empty folder is.
 
     Returns
     -------
@@ -74,15 +76,18 @@ def write_cube_store(path, data, *, time, headers, exposure_time, wavelength, un
     Raises
     ------
     FileExistsError
-        If ``path`` exists and ``overwrite`` is False.
+        If a store exists at ``path`` and ``overwrite`` is False.
+    ~sunpy_timelag.exceptions.OutputPathError
+        If something other than a store written by this function, or an empty folder, is at ``path``.
     ImportError
         If zarr is not installed.
+
+    Warns
+    -----
+    ~sunpy_timelag.exceptions.InterruptedWriteWarning
+        If an earlier write of ``path`` was interrupted (its leftovers are resolved first).
     """
     zarr = _zarr()
-    target = Path(path)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists: pass overwrite=True to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
     attributes = json.dumps({
         "format": FORMAT,
         "time": {"jd1": time.jd1.tolist(), "jd2": time.jd2.tolist(), "scale": time.scale, "format": time.format},
@@ -98,21 +103,18 @@ def write_cube_store(path, data, *, time, headers, exposure_time, wavelength, un
     if is_cupy_array(data):
         data = data.map_blocks(to_numpy, meta=np.empty((0,) * data.ndim, dtype=data.dtype))
     data = data.rechunk((1, -1, -1))
-    temporary = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-", suffix=".partial"))
-    sink = None
-    try:
-        array = zarr.open_array(str(temporary), mode="w", shape=data.shape, chunks=(1, *data.shape[1:]),
-                                dtype=data.dtype)
+
+    def write(temporary):
+        array = zarr.open_array(temporary, mode="w", shape=data.shape, chunks=(1, *data.shape[1:]), dtype=data.dtype)
         sink = _Sink(array)
-        da.store(data, sink, lock=False)
-        array.attrs[ATTRIBUTE] = attributes
-        _move_into_place(temporary, target)
-    except BaseException:
-        if sink is not None:
+        try:
+            da.store(data, sink, lock=False)
+        except BaseException:
             sink.close()  # frames still being computed must not write into the directory once removed
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-    return target
+            raise
+        array.attrs[ATTRIBUTE] = attributes
+
+    return write_atomically(path, write, check_existing=lambda target: _check_replaceable(target, overwrite))
 
 
 def read_cube_store(path):
@@ -133,14 +135,18 @@ def read_cube_store(path):
         If there is no store at ``path``.
     ValueError
         If the store was not written by `write_cube_store`.
+
+    Warns
+    -----
+    ~sunpy_timelag.exceptions.InterruptedWriteWarning
+        If a write of ``path`` was interrupted: what it left is resolved first.
     """
-    zarr = _zarr()
-    if not Path(path).exists():
+    _zarr()
+    recover(path)
+    if not os.path.lexists(path):
         raise FileNotFoundError(f"no Zarr store at {path}")
-    array = zarr.open_array(str(path), mode="r")
-    document = array.attrs.get(ATTRIBUTE)
-    attributes = json.loads(document) if isinstance(document, str) else {}
-    if attributes.get("format") != FORMAT:
+    array, attributes = _open_store(path)
+    if attributes is None:
         raise ValueError(f"{path} is not a cube store written by sunpy_timelag (format {FORMAT})")
     times = attributes["time"]
     time = Time(np.array(times["jd1"]), np.array(times["jd2"]), format="jd", scale=times["scale"])
@@ -207,15 +213,30 @@ def _plain_array(array):
     return array
 
 
-def _move_into_place(temporary, target):
-    """Rename the finished store to ``target``; an old store there is moved aside first, then removed."""
-    if not target.exists():
-        os.rename(temporary, target)
-        return
-    old = target.with_name(f".{target.name}-{uuid.uuid4().hex}.old")
-    os.rename(target, old)
-    os.rename(temporary, target)
-    shutil.rmtree(old, ignore_errors=True)
+def _open_store(path):
+    """The Zarr array at ``path`` and its sunpy_timelag attributes, or ``(None, None)`` if it is not such a store."""
+    try:
+        array = _zarr().open_array(str(path), mode="r")
+        document = array.attrs.get(ATTRIBUTE)
+        attributes = json.loads(document) if isinstance(document, str) else {}
+    except (OSError, ValueError, KeyError):  # not a Zarr array, or unreadable metadata
+        return None, None
+    return (array, attributes) if attributes.get("format") == FORMAT else (None, None)
+
+
+def _check_replaceable(path, overwrite):
+    """Refuse to replace what is at ``path`` unless it is a store this module wrote (or an empty folder)."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        return  # an empty folder holds nothing to lose
+    if _open_store(path)[1] is None:
+        kind, remove = ("folder", "shutil.rmtree") if path.is_dir() else ("file", "os.remove")
+        raise OutputPathError(
+            f"{path} is a {kind} but not a cube store written by sunpy_timelag: it is never replaced, to never "
+            f"delete other data; choose another path, or remove it yourself first ({remove}) if it should go"
+        )
+    if not overwrite:
+        raise FileExistsError(f"{path} exists: pass overwrite=True to replace it")
 
 
 def _header_items(header):
