@@ -251,6 +251,24 @@ class TimelagCube(PrepMixin, NDCube):
 
     # ---- NDCube behaviour ---------------------------------------------------------------------
 
+    def __str__(self):
+        time = np.atleast_1d(self.time)
+        lines = [("Channel", "unknown" if self.wavelength is None else f"{self.channel} Angstrom"),
+                 ("Observation", f"{time[0].isot} to {time[-1].isot} ({time.size} frame{'s' * (time.size > 1)})")]
+        if time.size > 1:
+            lines.append(("Cadence", f"{np.median(np.diff((time - time[0]).to_value(u.s))):.2f} s (median)"))
+        exposure = np.atleast_1d(self.exposure_time.to_value(u.s))
+        lines.append(("Exposure time", f"{np.nanmin(exposure):.3f} to {np.nanmax(exposure):.3f} s"))
+        scale = u.Quantity(self.celestial_wcs.proj_plane_pixel_scales()).to_value(u.arcsec)
+        lines += [("Pixels", f"{' x '.join(map(str, self.celestial_wcs.pixel_shape))} (x, y) of "
+                             f"{scale[0]:.3g} x {scale[1]:.3g} arcsec"),
+                  ("Array axes", ", ".join(self.meta.axes)),
+                  ("Unit", str(self.unit)),
+                  ("Data", repr(self.data))]
+        return "\n".join([type(self).__name__, "-" * len(type(self).__name__)]
+                         + [f"{name + ':':<15}{value}" for name, value in lines])
+
+
     def __getitem__(self, item):
         items = item if isinstance(item, tuple) else (item,)
         if sum(isinstance(index, int | np.integer) for index in items) >= self.data.ndim:

@@ -164,3 +164,14 @@ def test_as_cupy_stays_on_the_gpu(cube):
     assert backend.is_cupy_array(on_gpu.data) and isinstance(on_gpu.data.compute(), cupy.ndarray)
     expected = cube.normalize_exposure().rebin((1, 2, 2)).data.compute()
     np.testing.assert_allclose(on_gpu.as_numpy().data.compute(), expected, rtol=1e-6)
+
+
+def test_prints_like_a_sunpy_object(cube, first_map):
+    text = str(cube.normalize_exposure())
+    assert "Channel:       171 Angstrom" in text
+    assert f"{cube.time[0].isot} to {cube.time[-1].isot} (6 frames)" in text
+    assert "Cadence:       12.00 s" in text  # the frames are written 12 s apart
+    scale = first_map.scale[0].to_value(u.arcsec / u.pix)
+    assert f"128 x 128 (x, y) of {scale:.3g} x {scale:.3g} arcsec" in text and "Unit:          DN / s" in text
+    assert "(1 frame)" in str(cube[2]) and "Array axes:    y, x" in str(cube[2])
+    assert repr(cube).endswith(str(cube))
