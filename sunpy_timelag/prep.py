@@ -7,6 +7,7 @@ kernel of `sunpy_timelag.aia` over one-frame Dask chunks: nothing is read or com
 ``compute``, and CuPy chunks stay on the GPU from one step to the next. `PrepMixin.to_zarr` keeps a
 prepared cube, so that the preparation is done once.
 """
+import astropy.units as u
 import dask.array as da
 import numpy as np
 
@@ -105,6 +106,132 @@ class PrepMixin:
         )
         headers = [registration.meta for registration in registrations]
         return type(self)._from_headers(data, headers, self.time, exposure_time=self.exposure_time, unit=self.unit)
+
+    def derotate(self, bottom_left=None, *, top_right=None, width=None, height=None, reference_time=None,
+                 rotation_model="howard", order=3, missing=np.nan):
+        r"""
+        Follow the rotating Sun: every frame reprojected, lazily, onto one grid at one reference time.
+
+        Each pixel of the result shows, in every frame, the same patch of the solar surface: the
+        patch behind that pixel at ``reference_time``, carried by the Sun's differential rotation to
+        the frame's own time. The rotation is sunpy's, as `sunpy.coordinates.propagate_with_solar_surface`
+        applies it to coordinates (`sunpy.sun.models.differential_rotation`, sidereal, with the Sun's
+        centre held fixed), and the geometry (gnomonic projection, the observer of each frame, the
+        line of sight meeting the solar sphere) that of sunpy's frames: `sunpy_timelag.rotation`
+        writes it out and maps the pixels; its results agree with sunpy's coordinate transforms to
+        about :math:`10^{-7}` pixel.
+
+        The grid is the region given, read as `~sunpy_timelag.TimelagCube.submap` reads it, on the
+        cube's pixels seen at ``reference_time`` (coordinates are transformed to that time, without
+        rotation); without a region, the whole field. Each output frame reads only the window of
+        its frame that the mapping reaches (sliced from the Dask array per frame), and is computed
+        by one task: nothing is read or computed before ``compute``.
+
+        The values are the interpolating B-spline of order ``order`` of the frame's pixels at the
+        mapped positions (as `register` interpolates, `scipy.ndimage` or `cupyx.scipy.ndimage`): an
+        interpolation of the surface brightness, so a pixel keeps its unit (DN or DN/s per pixel)
+        and its value, not the flux of a solid angle. That is what a time-lag analysis needs:
+        every pixel of the grid is the same size, and a feature keeps its brightness while the
+        rotation carries it across the disk (towards the limb the frame's pixels see a patch
+        foreshortened into fewer pixels, and the interpolation does not conserve their summed
+        counts). It is not flux-conserving; for a flux-conserving resampling, use
+        `reproject.reproject_adaptive` with ``conserve_flux=True`` on the maps.
+
+        Derotate after `register` and before `~sunpy_timelag.TimelagCube.normalize_exposure` and
+        `~sunpy_timelag.TimelagCube.rebin`: ``cube.register().derotate(...).normalize_exposure()``.
+
+        Parameters
+        ----------
+        bottom_left : `~astropy.coordinates.SkyCoord` or `~astropy.units.Quantity` (pixels), optional
+            The region's bottom-left corner, as `sunpy.map.GenericMap.submap` takes it; default the
+            whole field.
+        top_right : same as ``bottom_left``, optional
+        width, height : `~astropy.units.Quantity`, optional
+            Angular size, with a `~astropy.coordinates.SkyCoord` ``bottom_left``.
+        reference_time : `~astropy.time.Time` or str, optional
+            The time the grid describes, within the cube's time range; default the middle frame's
+            (frame ``n // 2``). The observer then is the frames' observer, interpolated linearly in
+            time between the two nearest frames.
+        rotation_model : str, optional
+            sunpy's differential-rotation model: ``"howard"`` (default), ``"snodgrass"``,
+            ``"allen"`` or ``"rigid"`` (see `sunpy.sun.models.differential_rotation`).
+        order : int, optional
+            Order of the spline interpolation, 0 to 5.
+        missing : float, optional
+            Value of the pixels without a source pixel: off the disk, rotated out of sight (behind
+            the limb), or outside the frame. NaN pixels of a frame make NaN the output pixels whose
+            interpolation they touch.
+
+        Returns
+        -------
+        `~sunpy_timelag.TimelagCube`
+            On the reference grid: its celestial WCS and coordinate frame are the grid's, with the
+            observer and observation time of ``reference_time``; each frame keeps its own time
+            (the cube's time axis), exposure time and header, whose WCS and observer keywords are
+            the grid's (``DEROTREF`` and ``DEROTMOD`` record the reference time and the model).
+            Floating point (at least float32).
+
+        Raises
+        ------
+        ValueError
+            If the region lies outside the field of view, ``reference_time`` outside the cube's
+            time range, ``order`` is not 0 to 5, ``rotation_model`` is not one of sunpy's, or the
+            frames' celestial WCS is not a helioprojective gnomonic (``TAN``) projection.
+        """
+        from sunpy.map.header_helper import get_observer_meta
+
+        from .io.loader import stack_arrays
+        from .maps import frame_header, header_map
+        from .rotation import source_window
+
+        if not isinstance(order, int | np.integer) or order not in range(6):
+            raise ValueError(f"order must be an integer from 0 to 5, got {order!r}")
+        rates = _rotation_rates(rotation_model)
+        n, *frame_shape = self.data.shape
+        times = self.time
+        reference_time = _reference_time(times, reference_time)
+        seconds = (times - reference_time).to_value(u.s)
+        maps = [header_map(header, frame_shape) for header in self.headers]
+        observers = _observers(maps)
+        rsun = maps[int(np.argmin(np.abs(seconds)))].coordinate_frame.rsun
+        observer = _interpolated_observer(observers, seconds, reference_time)
+        observer_meta = get_observer_meta(observer, rsun)
+
+        # the grid: the cube's pixels (or the region of them) seen at the reference time
+        header = frame_header(self.headers[0], self.celestial_wcs, {
+            **observer_meta, **dict.fromkeys(("T_OBS", "DATE-AVG", "DATE-OBS"), reference_time.isot)})
+        grid = header_map(header, frame_shape)
+        if bottom_left is not None:
+            grid = grid.submap(bottom_left, top_right=top_right, width=width, height=height)
+            if 0 in grid.data.shape:
+                raise ValueError(f"the region from {bottom_left} lies entirely outside the field of view")
+        shape = grid.data.shape
+        reference = _view(grid.wcs, observer, rsun)
+        source = _view(self.celestial_wcs, observer, rsun)
+        frames = [source.with_observer(_observer_numbers(o, rsun)) for o in observers]
+        angles = _frame_angles(reference_time, times)
+
+        # one window of one shape per frame, holding the pixels its mapping reaches
+        windows = [source_window(shape, reference, frame, dt, angle, rates, frame_shape, order)
+                   for frame, dt, angle in zip(frames, seconds, angles, strict=True)]
+        size = [max([w[k + 1] - w[k] for w in windows if w is not None], default=1) for k in (0, 2)]
+        origins = [(min(w[0], frame_shape[0] - size[0]), min(w[2], frame_shape[1] - size[1])) if w else (0, 0)
+                   for w in windows]
+        data = stack_arrays([self.data[i, y0 : y0 + size[0], x0 : x0 + size[1]].rechunk(-1)
+                             for i, (y0, x0) in enumerate(origins)])
+        numbers = np.array([[*frame.observer, dt, angle, *origin]
+                            for frame, dt, angle, origin in zip(frames, seconds, angles, origins, strict=True)])
+        dtype = np.result_type(self.data.dtype, np.float32)
+        data = da.map_blocks(
+            _derotate_frame, data, da.from_array(numbers[:, np.newaxis], chunks=(1, 1, numbers.shape[1])),
+            reference=reference, source=source, rates=rates, shape=shape, frame_shape=tuple(frame_shape),
+            order=order, missing=missing, dtype=dtype, chunks=((1,) * n, (shape[0],), (shape[1],)),
+            meta=da.utils.meta_from_array(self.data, dtype=dtype),
+        )
+        updates = {**observer_meta, "DEROTREF": reference_time.isot, "DEROTMOD": rotation_model}
+        headers = [frame_header(h, grid.wcs, updates) for h in self.headers]
+        return type(self)._from_frames(data, headers, times, celestial_wcs=grid.wcs, frame=grid.coordinate_frame,
+                                       wavelength=self.wavelength, unit=self.unit, exposure_time=self.exposure_time)
 
     def prepare(self, *, deconvolve=False, iterations=25, missing=None, order=3):
         """
@@ -213,3 +340,106 @@ def _check_common_reference(registrations):
             raise ValueError(f"frames with different reference coordinates (CRVAL: {first['crval1']}, "
                              f"{first['crval2']} and {meta['crval1']}, {meta['crval2']}) do not share a "
                              "level-1.5 grid: register them separately")
+
+
+def _derotate_frame(block, numbers, *, reference, source, rates, shape, frame_shape, order, missing):
+    """
+    Derotate the window of one frame (a ``(1, h, w)`` block) with its numbers (a ``(1, 1, 7)`` block:
+    the observer's longitude, latitude and distance, the seconds and frame angle from the reference
+    time, the window's origin), with `sunpy_timelag.rotation.derotate_frame`.
+    """
+    from .rotation import derotate_frame
+
+    lon, lat, distance, seconds, angle, y0, x0 = (float(v) for v in np.asarray(numbers).ravel())
+    return derotate_frame(block[0], (int(y0), int(x0)), reference, source.with_observer((lon, lat, distance)),
+                          seconds, angle, rates, shape, frame_shape, order=order, missing=missing)[np.newaxis]
+
+
+def _rotation_rates(model):
+    r"""
+    The coefficients :math:`(A, B, C)` (radians per second) of sunpy's differential-rotation model
+    ``model``, :math:`\omega = A + B \sin^2\beta + C \sin^4\beta` (sidereal), read from
+    `sunpy.sun.models.differential_rotation` itself at three latitudes and checked at a fourth.
+    """
+    from sunpy.sun.models import differential_rotation
+
+    latitude = np.radians([0.0, 30.0, 60.0, 45.0])
+    try:
+        rate = differential_rotation(1 * u.s, latitude * u.rad, model=model).to_value(u.rad)
+    except ValueError as error:
+        raise ValueError(f"rotation_model={model!r} is not one of sunpy's differential-rotation models ({error})") \
+            from error
+    sin2 = np.sin(latitude) ** 2
+    coefficients = np.linalg.solve(np.vander(sin2[:3], 3, increasing=True), rate[:3])
+    if not np.isclose(np.polyval(coefficients[::-1], sin2[3]), rate[3], rtol=1e-12, atol=0):
+        raise ValueError(f"rotation_model={model!r}: sunpy's rate is not of the form A + B sin^2 + C sin^4")
+    return tuple(float(c) for c in coefficients)
+
+
+def _reference_time(times, reference_time):
+    """``reference_time`` as a `~astropy.time.Time` within ``times`` (default the middle frame's)."""
+    from astropy.time import Time
+
+    if reference_time is None:
+        return times[times.size // 2]
+    reference_time = Time(reference_time)
+    if not reference_time.isscalar or not times[0] <= reference_time <= times[-1]:
+        raise ValueError(f"reference_time {reference_time} is outside the cube's time range ({times[0].isot} "
+                         f"to {times[-1].isot})")
+    return reference_time
+
+
+def _observers(maps):
+    """The observer of each frame, in heliographic Stonyhurst coordinates at its time, as sunpy reads them."""
+    from sunpy.coordinates import HeliographicStonyhurst
+
+    return [m.observer_coordinate.transform_to(HeliographicStonyhurst(obstime=m.reference_date)) for m in maps]
+
+
+def _observer_numbers(observer, rsun):
+    """An observer (HGS `~astropy.coordinates.SkyCoord`) as longitude, latitude (radians) and distance (solar radii)."""
+    return observer.lon.to_value(u.rad), observer.lat.to_value(u.rad), (observer.radius / rsun).decompose().value
+
+
+def _interpolated_observer(observers, seconds, reference_time):
+    """The observer at ``reference_time``: the frames' observers, linear in time between the nearest two."""
+    from astropy.coordinates import SkyCoord
+    from sunpy.coordinates import HeliographicStonyhurst
+
+    lon = np.unwrap([o.lon.to_value(u.rad) for o in observers])
+    lat = [o.lat.to_value(u.rad) for o in observers]
+    radius = [o.radius.to_value(u.m) for o in observers]
+    lon, lat, radius = (np.interp(0.0, seconds, values) for values in (lon, lat, radius))
+    return SkyCoord(lon * u.rad, lat * u.rad, radius * u.m, frame=HeliographicStonyhurst(obstime=reference_time))
+
+
+def _frame_angles(reference_time, times):
+    """
+    The turn (radians) of the heliographic Stonyhurst axes from ``reference_time`` to each of ``times``,
+    about the Sun's axis, as sunpy transforms between Stonyhurst frames of different times with
+    the Sun's centre held fixed (`sunpy.coordinates.transform_with_sun_center`): one transform for
+    all frames.
+    """
+    from astropy.coordinates import SkyCoord
+    from sunpy.coordinates import HeliographicStonyhurst, transform_with_sun_center
+
+    zero = np.zeros(times.shape) * u.deg
+    with transform_with_sun_center():
+        origin = SkyCoord(zero, zero, 1 * u.AU, frame=HeliographicStonyhurst(obstime=reference_time))
+        return origin.transform_to(HeliographicStonyhurst(obstime=times)).lon.to_value(u.rad)
+
+
+def _view(wcs, observer, rsun):
+    """A `sunpy_timelag.rotation.View` of a 2-D helioprojective TAN FITS WCS and an observer (HGS SkyCoord)."""
+    from .rotation import View
+
+    celestial = wcs.wcs
+    if [t[:4] for t in celestial.ctype] != ["HPLN", "HPLT"] or any(t[-3:] != "TAN" for t in celestial.ctype) \
+            or celestial.lonpole != 180 or wcs.has_distortion:
+        raise ValueError(f"derotate needs frames in a helioprojective gnomonic (TAN) projection, without "
+                         f"distortion, longitude first; the cube's WCS is {list(celestial.ctype)}")
+    units = [u.Unit(unit) for unit in celestial.cunit]
+    matrix = wcs.pixel_scale_matrix * np.array([[units[0].to(u.rad)], [units[1].to(u.rad)]])
+    crval = [(value * unit).to_value(u.rad) for value, unit in zip(celestial.crval, units, strict=True)]
+    return View(tuple(float(p) - 1 for p in celestial.crpix), tuple(map(tuple, matrix.tolist())), tuple(crval),
+                _observer_numbers(observer, rsun))
