@@ -76,7 +76,7 @@ def _aligned(cubes, cadence=None):
     grid_seconds = (grid - grid[0]).to_value(u.s)
     # whole series per chunk first: interpolation then runs inside each chunk, not across one chunk per frame
     data = [
-        lags.resample(lags.time_contiguous(cube.data), (time - grid[0]).to_value(u.s), grid_seconds)
+        lags.resample(cube._series_data(), (time - grid[0]).to_value(u.s), grid_seconds)
         for cube, time in zip(cubes, times, strict=True)
     ]
     return data, grid, grid_seconds[1] - grid_seconds[0]

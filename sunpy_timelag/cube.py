@@ -13,8 +13,9 @@ from . import analysis, lags
 from .backend import array_module
 from .io.files import resolve_files
 from .io.headers import check_frames, frame_times, scan_headers
-from .io.loader import FITSFrameLoader, stack_arrays, stack_frames
+from .io.loader import FITSFrameLoader, stack_arrays
 from .io.meta import FrameMeta
+from .io.source import FileSource
 from .io.wcs import tangent_plane_wcs, timelag_wcs
 from .maps import frame_header, header_map
 from .prep import PrepMixin
@@ -95,7 +96,8 @@ class TimelagCube(PrepMixin, NDCube):
         check_frames(headers, shapes, [frame.dtype for frame in frames], names, times, pointing_tolerance)
         order = times.argsort()
         loaders = [FITSFrameLoader(files[i], frames[i]) for i in order]
-        return cls._from_headers(stack_frames(loaders), [headers[i] for i in order], times[order])
+        source = FileSource.of_frames(loaders)
+        return cls._from_headers(source.frames(), [headers[i] for i in order], times[order], source=source)
 
     @classmethod
     def from_maps(cls, maps, *, pointing_tolerance=1.0):
@@ -188,17 +190,20 @@ class TimelagCube(PrepMixin, NDCube):
         )
 
     @classmethod
-    def _from_frames(cls, data, headers, times, *, celestial_wcs, frame, wavelength, unit, exposure_time=None):
+    def _from_frames(cls, data, headers, times, *, celestial_wcs, frame, wavelength, unit, exposure_time=None,
+                     source=None):
         """
         Build the cube from time-sorted data, headers and times, and the first frame's description.
 
-        ``exposure_time`` defaults to the headers' ``EXPTIME`` (NaN where missing).
+        ``exposure_time`` defaults to the headers' ``EXPTIME`` (NaN where missing); ``source`` is the
+        `~sunpy_timelag.io.source.FileSource` that ``data`` was read from, if any.
         """
         celestial_wcs.pixel_shape = data.shape[:0:-1]
         if exposure_time is None:
             exposure_time = u.Quantity([float(h.get("EXPTIME", np.nan)) for h in headers], u.s)
         meta = FrameMeta(
-            headers=tuple(headers), exposure_time=exposure_time, wavelength=wavelength, celestial_wcs=celestial_wcs
+            headers=tuple(headers), exposure_time=exposure_time, wavelength=wavelength, celestial_wcs=celestial_wcs,
+            source=None if source is None else (source, data.name),
         )
         return cls(data, wcs=timelag_wcs(celestial_wcs, frame, times), meta=meta, unit=unit)
 
@@ -274,7 +279,33 @@ class TimelagCube(PrepMixin, NDCube):
         if sum(isinstance(index, int | np.integer) for index in items) >= self.data.ndim:
             raise IndexError(f"a TimelagCube keeps at least one array axis; {item!r} selects one value: "
                              "index cube.data instead")
-        return super().__getitem__(item)
+        new = super().__getitem__(item)
+        source = self._file_source()
+        if source is None or len(items) > 3 or not all(isinstance(index, slice) for index in items):
+            return new
+        items += (slice(None),) * (3 - len(items))
+        frames = np.arange(self.data.shape[0])[items[0]]
+        return new._read_through(source.sliced(frames, *items[1:]))
+
+    def _file_source(self):
+        """The `~sunpy_timelag.io.source.FileSource` that the data are read from, or `None`."""
+        source, name = self.meta.get("source") or (None, None)
+        return source if name == self.data.name else None
+
+    def _read_through(self, source, data=None):
+        """This cube with the data of ``source``, read only where needed (``data``: its frames, if made)."""
+        data = source.frames() if data is None else data
+        return self._new_instance(data=data, meta=FrameMeta(self.meta, source=(source, data.name)))
+
+    def _series_data(self):
+        """
+        The data as whole time series over blocks of pixels, the layout the time-lag analysis reads.
+
+        Read that way straight from the files where the cube's data come from them; otherwise
+        rechunked (`sunpy_timelag.lags.time_contiguous`).
+        """
+        source = self._file_source()
+        return lags.time_contiguous(self.data) if source is None else source.series()
 
     def reproject_to(self, target_wcs, *args, **kwargs):
         """
@@ -319,8 +350,12 @@ class TimelagCube(PrepMixin, NDCube):
         `TimelagCube`
         """
         new = super().rebin(bin_shape, operation=operation, **kwargs)
-        new.meta = self.meta.rebin(np.asarray(self.data.shape) // new.data.shape, operation)
-        return new
+        factors = np.asarray(self.data.shape) // new.data.shape
+        new.meta = self.meta.rebin(factors, operation)
+        source = self._file_source()
+        if source is None or self.meta.axes != ("time", "y", "x") or factors[0] != 1:
+            return new
+        return new._read_through(source.then(("bin", tuple(int(f) for f in factors[1:]), operation), new.data.dtype))
 
     def submap(self, bottom_left, *, top_right=None, width=None, height=None):
         """
@@ -377,7 +412,11 @@ class TimelagCube(PrepMixin, NDCube):
         dtype = np.result_type(self.data.dtype, np.float32)
         exposure = array_module(self.data).asarray(exposure, dtype=dtype)  # on the GPU for CuPy chunks
         data = self.data / exposure[:, np.newaxis, np.newaxis]
-        return self._new_instance(data=data, unit=unit / u.s)
+        new = self._new_instance(data=data, unit=unit / u.s)
+        source = self._file_source()
+        if source is None:
+            return new
+        return new._read_through(source.then(("divide", self.exposure_time.to_value(u.s)), data.dtype))
 
     def average(self):
         """
@@ -425,7 +464,7 @@ class TimelagCube(PrepMixin, NDCube):
         -------
         `TimelagCube`
         """
-        return self._new_instance(data=lags.time_contiguous(self.data).persist(**kwargs))
+        return self._new_instance(data=self._series_data().persist(**kwargs))
 
     def as_cupy(self):
         """

@@ -31,8 +31,8 @@ def frames(aia_frames):
 def reads(monkeypatch):
     """The frames read from disk, in the order they are read."""
     calls = []
-    original = FITSFrameLoader.__call__
-    monkeypatch.setattr(FITSFrameLoader, "__call__", lambda self: calls.append(self) or original(self))
+    original = FITSFrameLoader.read
+    monkeypatch.setattr(FITSFrameLoader, "read", lambda self, *window: calls.append(self) or original(self, *window))
     return calls
 
 

@@ -87,6 +87,8 @@ class Deconvolver:
     ValueError
         Neither or both of ``psf`` and ``channel``; a PSF that is not 2-D, has non-finite values or
         does not have a positive sum; ``iterations`` < 1; an unsupported ``dtype``.
+    TypeError
+        ``iterations`` not an integer.
 
     Warns
     -----
@@ -114,7 +116,10 @@ class Deconvolver:
             _mesh_parameters(channel)  # fails early on an unknown channel
         else:
             _check_psf(psf)
-        self.iterations = operator.index(iterations)
+        try:
+            self.iterations = operator.index(iterations)
+        except TypeError:
+            raise TypeError(f"iterations must be an integer, got {iterations!r}") from None
         if self.iterations < 1:
             raise ValueError(f"iterations must be at least 1, got {iterations}")
         self.dtype = np.dtype(dtype)

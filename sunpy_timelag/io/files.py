@@ -21,7 +21,10 @@ def resolve_files(paths):
     paths : str, os.PathLike or list of these
         Local paths, ``file://``, ``memory://`` or any other fsspec URL; each may
         contain glob patterns. Globs are expanded and sorted by name. Items that are
-        already `fsspec.core.OpenFile` objects are kept as they are.
+        already `fsspec.core.OpenFile` objects are kept as they are. ``memory://`` files
+        live in the memory of the process that wrote them: a cube over them computes with
+        threads (Dask's default) but not on a cluster of processes (``dask.distributed``),
+        whose workers do not have them.
 
     Returns
     -------
@@ -33,6 +36,8 @@ def resolve_files(paths):
     ------
     FileNotFoundError
         If a glob matches nothing or a path does not exist.
+    IsADirectoryError
+        If a path is a folder (give a glob of the files in it).
     ValueError
         If ``paths`` is empty.
     """
@@ -54,6 +59,8 @@ def resolve_files(paths):
                 raise FileNotFoundError(f"no file matches the glob {path!r}")
         elif fs.isfile(fs_path):
             matches = [fs_path]
+        elif fs.isdir(fs_path):
+            raise IsADirectoryError(f"{path!r} is a folder: give its files, e.g. '{path.rstrip('/')}/*.fits'")
         else:
             raise FileNotFoundError(f"no such file: {path!r}")
         files.extend(fsspec.core.OpenFile(fs, match, mode="rb") for match in matches)

@@ -1,18 +1,22 @@
 """
 Header scan: read and check the FITS headers of many frames, in parallel, without their data.
 """
+import contextlib
+import operator
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from astropy.io import fits
-from astropy.time import Time
+from astropy.time import Time, TimeDelta
 
-__all__ = ["FrameHeader", "scan_headers", "frame_times", "check_frames"]
+from ..exceptions import InputFileError
 
-#: Header keywords giving the observation time of a frame, in order of preference:
-#: the mid-exposure time (AIA's ``T_OBS``, FITS ``DATE-AVG``) before the start (``DATE-OBS``).
+__all__ = ["FrameHeader", "scan_headers", "frame_times", "frame_exposures", "check_frames"]
+
+#: Header keywords giving the observation time of a frame, in order of preference: the mid-exposure
+#: time (AIA's ``T_OBS``, FITS ``DATE-AVG``) before the start (``DATE-OBS``, + ``EXPTIME`` / 2).
 TIME_KEYWORDS = ("T_OBS", "DATE-AVG", "DATE-OBS")
 
 _WCS_KEYWORDS = ("CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CDELT1", "CDELT2")
@@ -49,11 +53,18 @@ class FrameHeader:
 
 
 def _data_dtype(header):
-    """The dtype astropy gives the scaled data of an image HDU with this header."""
+    """
+    The dtype astropy gives the scaled data of an image HDU with this header.
+
+    As `astropy.io.fits.ImageHDU` scales it: integers with ``BSCALE``/``BZERO`` or a ``BLANK`` value
+    become floats (NaN at ``BLANK``; AIA's level-1 files have ``BLANK``), except for the FITS
+    convention for unsigned integers.
+    """
     bitpix = header.get("ZBITPIX", header["BITPIX"])
     dtype = np.dtype(fits.hdu.base.BITPIX2DTYPE[bitpix])
     bscale, bzero = header.get("BSCALE", 1), header.get("BZERO", 0)
-    if bscale == 1 and bzero == 0:
+    blank = header.get("BLANK") if bitpix > 0 else None  # astropy ignores BLANK on float data
+    if bscale == 1 and bzero == 0 and blank is None:
         return dtype
     if dtype.kind == "i" and bscale == 1 and bzero == 2 ** (8 * dtype.itemsize - 1):
         return np.dtype(f"u{dtype.itemsize}")  # FITS convention for unsigned integers
@@ -77,34 +88,121 @@ def read_frame_header(file, hdu=None):
 
     Raises
     ------
-    OSError
-        If the file is not FITS, holds no 2-D image or is truncated.
+    ~sunpy_timelag.exceptions.InputFileError
+        If the file is not FITS, is compressed as a whole (``.fits.gz``), holds no 2-D image (at
+        ``hdu``), or is truncated.
+    TypeError
+        If ``hdu`` is not an integer.
     """
     name = file.full_name
+    index = hdu if hdu is None else _hdu_index(hdu)
     with file as stream:
         size = file.fs.size(file.path)
+        _check_uncompressed(stream.read(4), name)
+        stream.seek(0)
         try:
             with fits.open(stream, memmap=False, lazy_load_hdus=True) as hdulist:
-                index = _image_hdu(hdulist, name) if hdu is None else hdu
+                index = _image_hdu(hdulist, name) if hdu is None else _existing_hdu(hdulist, index, name)
                 image = hdulist[index]
                 header = image.header
                 # astropy's own record of where the data end (`fileinfo` re-serialises the header: slow)
                 end = image._data_offset + image._data_size
-        except (OSError, IndexError, ValueError, TypeError) as error:
-            raise OSError(f"{name} is not a readable FITS file: {error}") from error
-    if header.get("NAXIS") != 2:
-        raise OSError(f"{name}: HDU {index} is not a 2-D image (NAXIS={header.get('NAXIS')})")
+        except InputFileError:
+            raise
+        except (OSError, IndexError, KeyError, ValueError, TypeError, fits.VerifyError) as error:
+            raise InputFileError(f"{name} is not a readable FITS file: {error}") from error
+    if not image.is_image or header.get("NAXIS") != 2:
+        raise InputFileError(f"{name}: HDU {index} is not a 2-D image ({type(image).__name__}, "
+                             f"NAXIS={header.get('NAXIS')})")
     if end > size:
-        raise OSError(f"{name} is truncated: its header announces {end} bytes, the file has {size}")
+        raise InputFileError(f"{name} is truncated: its header announces {end} bytes, the file has {size}")
+    try:
+        shape, dtype = (int(header["NAXIS2"]), int(header["NAXIS1"])), _data_dtype(header)
+    except (KeyError, ValueError, TypeError, fits.VerifyError) as error:
+        raise InputFileError(f"{name}: HDU {index} has no readable image size or type ({error!r})") from error
     offset = None if isinstance(image, fits.CompImageHDU) else image._data_offset
-    return FrameHeader(name, index, header, (header["NAXIS2"], header["NAXIS1"]), _data_dtype(header), offset)
+    return FrameHeader(name, index, header, shape, dtype, offset)
 
 
 def _image_hdu(hdulist, name):
     for index, hdu in enumerate(hdulist):
         if hdu.is_image and hdu.header.get("NAXIS") == 2:
             return index
-    raise OSError(f"{name} has no 2-D image HDU")
+    raise InputFileError(f"{name} has no 2-D image HDU")
+
+
+def _hdu_index(hdu):
+    try:
+        return operator.index(hdu)
+    except TypeError:
+        raise TypeError(f"hdu must be the index of an HDU (an integer), got {hdu!r}") from None
+
+
+def _existing_hdu(hdulist, index, name):
+    try:
+        hdulist[index]
+    except IndexError:
+        raise InputFileError(f"{name} has {len(hdulist)} HDU(s), numbered from 0: there is no hdu={index}") from None
+    return index
+
+
+#: The first bytes of files compressed as a whole, which astropy would decompress entirely on every read.
+_COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"PK\x03\x04": "zip"}
+
+
+def _check_uncompressed(start, name):
+    kind = next((kind for magic, kind in _COMPRESSED.items() if start.startswith(magic)), None)
+    if kind is not None:
+        raise InputFileError(
+            f"{name} is {kind}-compressed as a whole: sunpy_timelag reads FITS files, plain or tile-compressed "
+            "(as AIA distributes them), one frame at a time; decompress it first (e.g. gunzip), or tile-compress "
+            "it (fpack)"
+        )
+
+
+@contextlib.contextmanager
+def naming_unreadable_headers(headers, names, first=None):
+    """
+    Turn an error caused by an unreadable header, which names no file, into one that does.
+
+    astropy parses a header card when it is first read, so a garbled card surfaces later, wherever
+    it is read, as an error that names no file (astropy's ``VerifyError``, a ``re.error`` for a
+    keyword of stray bytes, sunpy's ``MapMetaValidationError``, a `ValueError` for a unit of stray
+    bytes, ...). An error raised in this context whose message names none of the frames becomes an
+    `~sunpy_timelag.exceptions.InputFileError` naming the first frame whose header does not read in
+    full, else ``first``, the frame whose whole header the context reads (sunpy reading it as a map);
+    without ``first``, it is raised as it is. Headers are read in full only then, on the way out of
+    an error.
+
+    Parameters
+    ----------
+    headers : list of dict-like
+    names : list of str
+    first : str, optional
+        Name of the frame whose header is read as a whole in this context.
+    """
+    try:
+        yield
+    except Exception as error:
+        if any(name in str(error) for name in names):
+            raise
+        for header, name in zip(headers, names, strict=True):
+            problem = _unreadable_card(header)
+            if problem is not None:
+                raise InputFileError(f"{name} has an unreadable header card: {problem}") from error
+        if first is None:
+            raise
+        raise InputFileError(f"{first}: its header cannot be read as a map ({error!r})") from error
+
+
+def _unreadable_card(header):
+    """The first card of ``header`` that cannot be read, described; `None` if all can."""
+    for card in header.cards:
+        try:
+            header[card.keyword], card.value  # noqa: B018 (reading them is the test)
+        except Exception as error:  # whatever astropy raises on a garbled card, on the way out of an error
+            return f"{card.keyword!r} ({type(error).__name__}: {error})"
+    return None
 
 
 def scan_headers(files, hdu=None, max_workers=None):
@@ -130,10 +228,13 @@ def scan_headers(files, hdu=None, max_workers=None):
 
 def frame_times(headers, names):
     """
-    The observation time of each frame.
+    The mid-exposure time of each frame: one convention for all the frames of a cube.
 
-    Taken from ``T_OBS`` (mid-exposure, as AIA writes it), else ``DATE-AVG``, else
-    ``DATE-OBS``, in the time scale of ``TIMESYS`` (UTC by default).
+    A frame's time is ``T_OBS`` (the mid-exposure time, as AIA writes it), else ``DATE-AVG`` (FITS's
+    mean time), else ``DATE-OBS`` (the start) plus half of ``EXPTIME``, in the time scale of
+    ``TIMESYS`` (UTC by default). Frames that give only ``DATE-OBS`` without an exposure time are
+    timed by their start, which is accepted only if no frame gives its mid-exposure time: mixed, the
+    two would put frames up to half an exposure off each other.
 
     Parameters
     ----------
@@ -148,22 +249,62 @@ def frame_times(headers, names):
     Raises
     ------
     ValueError
-        If a frame has no observation time or an unreadable one.
+        If a frame has no observation time or an unreadable one, or gives only its start time while
+        another gives its mid-exposure time.
     """
-    strings, scales = [], set()
+    strings, offsets, scales, starts, middles = [], [], set(), [], []
     for header, name in zip(headers, names, strict=True):
         keyword = next((key for key in TIME_KEYWORDS if header.get(key)), None)
         if keyword is None:
             raise ValueError(f"{name} has no observation time (none of {', '.join(TIME_KEYWORDS)})")
         strings.append(str(header[keyword]).rstrip("Z"))
         scales.add(str(header.get("TIMESYS", "UTC")).lower())
+        exposure = _seconds(header.get("EXPTIME")) if keyword == "DATE-OBS" else 0.0
+        offsets.append(0.0 if exposure is None else exposure / 2)
+        (starts if exposure is None else middles).append((name, keyword))
+    if starts and middles:
+        (start, _), (middle, keyword) = starts[0], middles[0]
+        raise ValueError(
+            f"{start} gives only its start time (DATE-OBS, no EXPTIME) but {middle} its mid-exposure time "
+            f"({keyword if keyword != 'DATE-OBS' else 'DATE-OBS and EXPTIME'}): their times would be up to half an "
+            "exposure off; give every frame T_OBS, DATE-AVG, or DATE-OBS and EXPTIME"
+        )
     if len(scales) > 1:
         raise ValueError(f"the frames use several time systems (TIMESYS): {sorted(scales)}")
     try:
-        return Time(strings, scale=scales.pop())
+        times = Time(strings, scale=scales.pop())
     except ValueError as error:
         bad = next(name for name, string in zip(names, strings, strict=True) if not _is_time(string))
         raise ValueError(f"{bad} has an unreadable observation time: {error}") from error
+    return times + TimeDelta(offsets, format="sec") if any(offsets) else times
+
+
+def frame_exposures(headers):
+    """
+    The exposure time of each frame in seconds, from ``EXPTIME``; NaN where absent or not a number.
+
+    Parameters
+    ----------
+    headers : list of dict-like
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    return np.array([_number_or_nan(header.get("EXPTIME")) for header in headers], dtype=float)
+
+
+def _number_or_nan(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return np.nan
+
+
+def _seconds(value):
+    """An exposure time in seconds from a header value; `None` if absent or not a finite number >= 0."""
+    seconds = _number_or_nan(value)
+    return seconds if np.isfinite(seconds) and seconds >= 0 else None
 
 
 def _is_time(string):
@@ -224,8 +365,9 @@ def _check_pointing(headers, names, shape, tolerance):
     angle or plate scale moves the corners of the image by the change times half
     the diagonal. Their sum bounds the shift anywhere in the field of view.
     """
-    values = np.array([[float(h.get(key, 0)) for key in _WCS_KEYWORDS] for h in headers])
-    angles = np.deg2rad([_roll_angle(h) for h in headers])
+    frames = list(zip(headers, names, strict=True))
+    values = np.array([[_number(h, key, 0, name) for key in _WCS_KEYWORDS] for h, name in frames])
+    angles = np.deg2rad([_roll_angle(h, name) for h, name in frames])
     crpix, crval, cdelt = values[:, 0:2], values[:, 2:4], values[:, 4:6]
     half_diagonal = 0.5 * np.hypot(*shape)
     shift = (
@@ -241,8 +383,17 @@ def _check_pointing(headers, names, shape, tolerance):
         )
 
 
-def _roll_angle(header):
+def _roll_angle(header, name):
     """Roll angle in degrees, from ``CROTA2`` or the PC matrix."""
     if "PC1_1" in header or "PC2_1" in header:
-        return np.rad2deg(np.arctan2(float(header.get("PC2_1", 0)), float(header.get("PC1_1", 1))))
-    return float(header.get("CROTA2", 0))
+        return np.rad2deg(np.arctan2(_number(header, "PC2_1", 0, name), _number(header, "PC1_1", 1, name)))
+    return _number(header, "CROTA2", 0, name)
+
+
+def _number(header, keyword, default, name):
+    """The number a header gives for ``keyword`` (``default`` if absent), or an error naming the frame."""
+    value = header.get(keyword, default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: {keyword} = {value!r} is not a number") from None

@@ -1,18 +1,22 @@
 """
-Lazy FITS frames: one Dask chunk per file, read only at compute time.
+Lazy FITS frames: a loader per file that reads the window asked of it, at compute time.
+
+`sunpy_timelag.io.source.FileSource` builds a cube's Dask array from these loaders.
 """
+from contextlib import nullcontext
+
 import dask.array as da
 import numpy as np
 from astropy.io import fits
 from dask.array.core import Array
-from dask.base import tokenize
+from fsspec.implementations.local import LocalFileSystem
 
-__all__ = ["FITSFrameLoader", "stack_frames", "stack_arrays"]
+__all__ = ["FITSFrameLoader", "stack_arrays"]
 
 
 class FITSFrameLoader:
     """
-    Read the image of one FITS file, as a ``(1, ny, nx)`` array, when called.
+    Read a window of the image of one FITS file (`read`).
 
     An uncompressed image is read as one block of bytes at its known offset (one
     range request on a remote file system) and scaled as astropy scales it
@@ -42,20 +46,43 @@ class FITSFrameLoader:
     def __repr__(self):
         return f"{type(self).__name__}({self.file.full_name!r}, hdu={self.hdu})"
 
-    def __call__(self):
+    def read(self, rows=slice(None), columns=slice(None)):
+        """
+        The pixels ``[rows, columns]`` of the image, reading no more than they need.
+
+        An uncompressed image is read as one range of bytes, the rows spanned; a tile-compressed one
+        through astropy's `~astropy.io.fits.CompImageHDU.section`, which decompresses only the tiles
+        the window touches. A local tile-compressed file is memory-mapped, so that only the pages of
+        those tiles are read from disk; on other file systems astropy reads the whole compressed
+        table (the heap of all tiles) and decompresses only the tiles touched.
+
+        Parameters
+        ----------
+        rows, columns : slice
+            Of step 1.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n_rows, n_columns)``, of the frame's dtype.
+        """
+        ny, nx = self.shape
+        rows, columns = slice(*rows.indices(ny)), slice(*columns.indices(nx))
+        if self.offset is None:
+            local = isinstance(self.file.fs, LocalFileSystem)
+            with (nullcontext(self.file.path) if local else self.file) as stream, \
+                    fits.open(stream, memmap=local, lazy_load_hdus=True, do_not_scale_image_data=True) as hdulist:
+                raw = hdulist[self.hdu].section[rows, columns]  # astropy refuses to scale memory-mapped data
+            return self._scale(raw)
         with self.file as stream:
-            if self.offset is None:
-                return self._decompress(stream)[np.newaxis]
-            stream.seek(self.offset)
-            size = int(np.prod(self.shape)) * self.raw_dtype.itemsize
+            row_bytes = nx * self.raw_dtype.itemsize
+            stream.seek(self.offset + rows.start * row_bytes)
+            size = (rows.stop - rows.start) * row_bytes
             buffer = stream.read(size)
         if len(buffer) != size:
             raise OSError(f"{self.file.full_name} is truncated: {len(buffer)} of {size} bytes of image data")
-        return self._scale(np.frombuffer(buffer, dtype=self.raw_dtype).reshape(self.shape))[np.newaxis]
-
-    def _decompress(self, stream):
-        with fits.open(stream, memmap=False) as hdulist:
-            return np.asarray(hdulist[self.hdu].data, dtype=self.dtype)
+        raw = np.frombuffer(buffer, dtype=self.raw_dtype).reshape(-1, nx)[:, columns]
+        return self._scale(raw)
 
     def _scale(self, raw):
         bscale, bzero, blank = self.scaling
@@ -64,31 +91,9 @@ class FITSFrameLoader:
         data = raw.astype(self.dtype)
         if bscale != 1 or bzero != 0:
             data = data * self.dtype.type(bscale) + self.dtype.type(bzero)
-            if blank is not None and raw.dtype.kind == "i":
-                data[raw == blank] = np.nan
+        if blank is not None and raw.dtype.kind in "iu":
+            data[raw == blank] = np.nan
         return data
-
-
-def stack_frames(loaders):
-    """
-    A Dask array of shape ``(n_frames, ny, nx)`` with one chunk per loader.
-
-    Building the graph reads nothing: each chunk calls its loader at compute time.
-
-    Parameters
-    ----------
-    loaders : list of `FITSFrameLoader`
-        All with the same shape and dtype.
-
-    Returns
-    -------
-    dask.array.Array
-    """
-    shape, dtype = loaders[0].shape, loaders[0].dtype
-    name = "fits-frames-" + tokenize([loader.file.full_name for loader in loaders], shape, dtype)
-    graph = {(name, index, 0, 0): (loader,) for index, loader in enumerate(loaders)}
-    chunks = ((1,) * len(loaders), (shape[0],), (shape[1],))
-    return Array(graph, name, chunks, dtype=dtype)
 
 
 def stack_arrays(arrays):

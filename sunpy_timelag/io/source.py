@@ -1,0 +1,153 @@
+"""
+The files behind a cube's data: reads of only the pixels a region needs, in the chunks the analysis needs.
+
+A cube built by `~sunpy_timelag.TimelagCube.from_files` remembers, as a `FileSource`, the file of each
+frame and what has been done to the frames since: a window (slicing, ``submap``, ``crop``), a division
+by one number per frame (``normalize_exposure``) and spatial binning (``rebin``). Its Dask array can then
+be rebuilt from the files so that each task reads only its window — one range read of the rows spanned
+in an uncompressed image, only the tiles touched in a tile-compressed one — and in either layout: one
+chunk per frame (for frame-by-frame steps) or whole time series over blocks of pixels (for the time-lag
+analysis, each task reading its band from every file) without a rechunk. Rebuilt arrays hold the same
+numbers as the operations applied to the whole frames.
+"""
+from dataclasses import dataclass, replace
+
+import numpy as np
+from dask.array.core import Array, normalize_chunks
+from dask.base import tokenize
+
+__all__ = ["FileSource"]
+
+#: Largest chunk of whole time series, in bytes (as `sunpy_timelag.lags.time_contiguous`).
+SERIES_CHUNK_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True, eq=False)
+class FileSource:
+    """
+    Frames read from files, windowed, divided by a number per frame and binned in space, in that history.
+
+    Attributes
+    ----------
+    loaders : tuple of `~sunpy_timelag.io.loader.FITSFrameLoader`
+        One per frame.
+    window : tuple of int
+        ``(row_start, row_stop, column_start, column_stop)`` in the files' pixels.
+    operations : tuple
+        ``("divide", values)`` (one value per frame) and ``("bin", (n_y, n_x), operation)`` steps, in
+        the order applied; binning starts at the window's first pixel.
+    dtype : numpy.dtype
+        Of the result.
+    """
+
+    loaders: tuple
+    window: tuple
+    operations: tuple = ()
+    dtype: np.dtype = None
+
+    @classmethod
+    def of_frames(cls, loaders):
+        """The whole frames, as read."""
+        ny, nx = loaders[0].shape
+        return cls(tuple(loaders), (0, ny, 0, nx), (), np.dtype(loaders[0].dtype))
+
+    @property
+    def factors(self):
+        """``(n_y, n_x)``: the binning of the window's pixels so far."""
+        factors = np.ones(2, dtype=int)
+        for operation in self.operations:
+            if operation[0] == "bin":
+                factors *= operation[1]
+        return tuple(int(f) for f in factors)
+
+    @property
+    def shape(self):
+        """``(n_frames, ny, nx)`` of the result."""
+        y0, y1, x0, x1 = self.window
+        fy, fx = self.factors
+        return len(self.loaders), (y1 - y0) // fy, (x1 - x0) // fx
+
+    def sliced(self, time_item, rows, columns):
+        """
+        The source of ``result[time_item, rows, columns]``.
+
+        ``time_item`` is an integer array of frame indices; ``rows`` and ``columns`` are slices of
+        step 1 (or integers) of the result's pixels.
+        """
+        fy, fx = self.factors
+        (y0, _, x0, _), (_, ny, nx) = self.window, self.shape
+        r, c = (range(n)[_as_slice(item)] for n, item in ((ny, rows), (nx, columns)))
+        window = (y0 + r.start * fy, y0 + r.stop * fy, x0 + c.start * fx, x0 + c.stop * fx)
+        operations = tuple((kind, np.asarray(values)[time_item]) if kind == "divide" else (kind, values, *rest)
+                           for kind, values, *rest in self.operations)
+        return replace(self, loaders=tuple(np.asarray(self.loaders, dtype=object)[time_item]), window=window,
+                       operations=operations)
+
+    def then(self, operation, dtype):
+        """This source followed by ``operation`` (see ``operations``), giving ``dtype``."""
+        return replace(self, operations=self.operations + (operation,), dtype=np.dtype(dtype))
+
+    def frames(self):
+        """
+        The result as a Dask array of one chunk per frame, each task reading its frame's window.
+
+        Returns
+        -------
+        dask.array.Array
+        """
+        n, ny, nx = self.shape
+        name = "fits-window-" + tokenize(self._token())
+        graph = {(name, i, 0, 0): (_read, self, [i], (0, ny), (0, nx)) for i in range(n)}
+        return Array(graph, name, ((1,) * n, (ny,), (nx,)), dtype=self.dtype)
+
+    def series(self):
+        """
+        The result as whole time series over blocks of pixels, each task reading its band from every file.
+
+        The blocks are those `sunpy_timelag.lags.time_contiguous` would make, so the array lines up
+        with the analysis' other inputs without a rechunk.
+
+        Returns
+        -------
+        dask.array.Array
+        """
+        n, ny, nx = self.shape
+        chunks = normalize_chunks((-1, "auto", "auto"), (n, ny, nx), limit=SERIES_CHUNK_BYTES, dtype=self.dtype)
+        name = "fits-series-" + tokenize(self._token(), chunks)
+        frames = list(range(n))
+        row_edges, column_edges = (np.cumsum((0,) + c) for c in chunks[1:])
+        graph = {
+            (name, 0, i, j): (_read, self, frames, (int(row_edges[i]), int(row_edges[i + 1])),
+                              (int(column_edges[j]), int(column_edges[j + 1])))
+            for i in range(len(chunks[1])) for j in range(len(chunks[2]))
+        }
+        return Array(graph, name, chunks, dtype=self.dtype)
+
+    def _token(self):
+        return ([loader.file.full_name for loader in self.loaders], self.window,
+                [(kind, *rest) for kind, *rest in self.operations], str(self.dtype))
+
+
+def _as_slice(item):
+    return slice(item, item + 1) if isinstance(item, int | np.integer) else item
+
+
+def _read(source, frames, rows, columns):
+    """Rows and columns (of the result's pixels) of the given frames of ``source``, as a ``(n, ny, nx)`` array."""
+    fy, fx = source.factors
+    y0, _, x0, _ = source.window
+    raw_rows = slice(y0 + rows[0] * fy, y0 + rows[1] * fy)
+    raw_columns = slice(x0 + columns[0] * fx, x0 + columns[1] * fx)
+    out = np.empty((len(frames), rows[1] - rows[0], columns[1] - columns[0]), dtype=source.dtype)
+    for k, i in enumerate(frames):
+        frame = source.loaders[i].read(raw_rows, raw_columns)
+        for kind, values, *rest in source.operations:
+            if kind == "divide":
+                dtype = np.result_type(frame.dtype, np.float32)
+                frame = frame.astype(dtype, copy=False) / dtype.type(values[i])
+            else:
+                (by, bx), operation = values, rest[0]
+                ny, nx = frame.shape[0] // by, frame.shape[1] // bx
+                frame = operation(frame[: ny * by, : nx * bx].reshape(ny, by, nx, bx), axis=(1, 3))
+        out[k] = frame
+    return out

@@ -1,0 +1,93 @@
+"""
+Region-aware reading (`sunpy_timelag.io.source`): a cube read from files reads only the pixels it needs,
+in the layout the analysis needs, and gives the same numbers as the operations on whole frames.
+"""
+import astropy.units as u
+import numpy as np
+import pytest
+import sunpy.map
+from astropy.io import fits
+from astropy.time import Time
+
+from sunpy_timelag import TimelagCube, timelag_maps
+from sunpy_timelag.data import make_synthetic_observation
+
+SHAPE = (512, 512)
+
+
+def write_frames(directory, compressed, n_frames=4):
+    """Frames of random int16 pixels with AIA-like headers, plain or Rice tile-compressed in HDU 1."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n_frames):
+        header = fits.Header({
+            "TELESCOP": "SDO/AIA", "INSTRUME": "AIA_3", "WAVELNTH": 171, "WAVEUNIT": "angstrom",
+            "CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CUNIT1": "arcsec", "CUNIT2": "arcsec",
+            "CDELT1": 2.4, "CDELT2": 2.4, "CRPIX1": 256.5, "CRPIX2": 256.5, "CRVAL1": 0.0, "CRVAL2": 0.0,
+            "DSUN_OBS": 1.48e11, "HGLN_OBS": 0.0, "HGLT_OBS": 0.0, "EXPTIME": 2.0 + 0.1 * i,
+            "T_OBS": (Time("2011-02-15T00:00:00") + 12 * i * u.s).isot,
+        })
+        data = rng.integers(-100, 3000, SHAPE).astype(np.int16)
+        path = directory / f"frame{i}.fits"
+        if compressed:
+            fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, header, compression_type="RICE_1")]).writeto(path)
+        else:
+            fits.writeto(path, data, header)
+        paths.append(path)
+    return paths
+
+
+def bytes_read(function):
+    """Bytes this process reads (``rchar`` of ``/proc/self/io``) while ``function`` runs, and its result."""
+    def rchar():
+        with open("/proc/self/io") as io:
+            return int(next(line for line in io if line.startswith("rchar")).split()[1])
+
+    before = rchar()
+    result = function()
+    return rchar() - before, result
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_region_reads_only_its_rows_or_tiles(tmp_path, compressed):
+    paths = write_frames(tmp_path, compressed)
+    cube = TimelagCube.from_files(paths)
+    region = cube.normalize_exposure()[:, 200:264, 100:300]  # 64 of 512 rows
+    n_bytes, data = bytes_read(lambda: region.data.compute(scheduler="sync"))
+    rows_spanned = 64 * SHAPE[1] * 2 * len(paths)  # int16
+    if compressed:  # the tiles touched, with their share of the tile table: far from the whole files
+        assert n_bytes < 0.35 * sum(path.stat().st_size for path in paths)
+    else:
+        assert n_bytes <= 1.3 * rows_spanned
+    for i, path in enumerate(paths):
+        frame = sunpy.map.Map(path)
+        np.testing.assert_allclose(data[i], frame.data[200:264, 100:300] / frame.exposure_time.to_value(u.s),
+                                   rtol=1e-6)
+
+
+def test_the_operations_give_the_numbers_of_whole_frames(tmp_path):
+    cube = TimelagCube.from_files(write_frames(tmp_path, compressed=False))
+    through_files = cube[1:, 64:320].normalize_exposure()[:, 10:, 32:480].rebin((1, 2, 4))[:2, 3:100]
+    in_memory = cube.as_numpy()  # the same values, not read through the files' source
+    expected = in_memory[1:, 64:320].normalize_exposure()[:, 10:, 32:480].rebin((1, 2, 4))[:2, 3:100]
+    assert "fits-window" in through_files.data.name and "fits-window" not in expected.data.name
+    np.testing.assert_allclose(through_files.data.compute(), expected.data.compute(), rtol=1e-12)
+    assert through_files.data.dtype == expected.data.dtype
+    assert (through_files.time == expected.time).all()
+
+
+def test_whole_series_are_read_in_few_tasks(tmp_path):
+    cube = TimelagCube.from_files(write_frames(tmp_path, compressed=False, n_frames=6))
+    series = cube.normalize_exposure()._series_data()
+    assert series.chunks[0] == (6,)  # whole time series per chunk
+    assert len(series.__dask_graph__()) == series.npartitions  # one task a block, no per-frame tasks
+    np.testing.assert_allclose(series.compute(), cube.as_numpy().normalize_exposure().data.compute(), rtol=1e-7)
+
+
+def test_timelag_maps_read_through_the_files_equal_those_in_memory(tmp_path):
+    observation = make_synthetic_observation(tmp_path, channels=(335, 171), duration=40 * u.min, shape=(32, 32))
+    cubes = [TimelagCube.from_files(observation.files[c]).normalize_exposure()[:, 4:28, 2:30] for c in (335, 171)]
+    through_files = timelag_maps(cubes, lag_bounds=[-20, 20] * u.min)[335, 171]
+    in_memory = timelag_maps([cube.persist() for cube in cubes], lag_bounds=[-20, 20] * u.min)[335, 171]
+    np.testing.assert_allclose(through_files.timelag.data, in_memory.timelag.data, rtol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(through_files.correlation.data, in_memory.correlation.data, rtol=1e-9)
