@@ -9,8 +9,10 @@ from astropy.io import fits
 
 try:  # aiapy >= 0.11
     from aiapy.utils import AIApyUserWarning
-except ImportError:  # aiapy 0.9, 0.10
-    from aiapy.util import AIApyUserWarning
+except ImportError:  # aiapy 0.10; 0.9 spells it AiapyUserWarning
+    import aiapy.util
+
+    AIApyUserWarning = getattr(aiapy.util, "AIApyUserWarning", None) or aiapy.util.AiapyUserWarning
 
 AIA_171 = sunpy.data.test.get_test_filepath("aia_171_level1.fits")
 

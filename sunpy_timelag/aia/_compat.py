@@ -7,7 +7,8 @@ __all__ = ["aiapy_user_warning"]
 
 def aiapy_user_warning():
     """
-    aiapy's ``AIApyUserWarning``: in ``aiapy.utils`` since aiapy 0.11, ``aiapy.util`` before.
+    aiapy's user warning class: ``aiapy.utils.AIApyUserWarning`` since aiapy 0.11,
+    ``aiapy.util.AIApyUserWarning`` in 0.10, ``aiapy.util.AiapyUserWarning`` in 0.9.
 
     Imported when a warning is issued, not with the module: aiapy imports sunpy, which the array
     kernels otherwise do without.
@@ -21,5 +22,7 @@ def aiapy_user_warning():
     try:
         from aiapy.utils import AIApyUserWarning
     except ImportError:  # aiapy < 0.11
-        from aiapy.util import AIApyUserWarning
+        import aiapy.util
+
+        return getattr(aiapy.util, "AIApyUserWarning", None) or aiapy.util.AiapyUserWarning
     return AIApyUserWarning
