@@ -58,7 +58,17 @@ def common_time_grid(cubes, cadence=None):
     -------
     `~astropy.time.Time`
     """
+    _check_series(cubes)
     return _common_grid([cube.time for cube in cubes], cadence)
+
+
+def _check_series(cubes):
+    """Refuse a cube that is not a time series of at least two frames."""
+    for cube in cubes:
+        frames = cube.data.shape[0] if cube.data.ndim == 3 else 1
+        if frames < 2:
+            raise ValueError(f"the {_name(cube)} cube has {frames} frame(s): a time lag needs at least 2 frames "
+                             "of each channel")
 
 
 def _common_grid(times, cadence=None):
@@ -70,6 +80,7 @@ def _common_grid(times, cadence=None):
 
 def _aligned(cubes, cadence=None):
     """The cubes' data resampled (lazily, linearly) on their common grid, the grid and its cadence."""
+    _check_series(cubes)
     _check_same_pixels(cubes)
     times = [cube.time for cube in cubes]
     grid = _common_grid(times, cadence)

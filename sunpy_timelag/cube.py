@@ -12,7 +12,7 @@ from sunpy.util.metadata import MetaDict
 from . import analysis, lags
 from .backend import array_module
 from .io.files import resolve_files
-from .io.headers import check_frames, frame_times, scan_headers
+from .io.headers import check_frames, frame_exposures, frame_times, naming_unreadable_headers, scan_headers
 from .io.loader import FITSFrameLoader, stack_arrays
 from .io.meta import FrameMeta
 from .io.source import FileSource
@@ -56,14 +56,18 @@ class TimelagCube(PrepMixin, NDCube):
         A lazy cube over many FITS files, one image per file.
 
         Only the headers are read (in parallel); each file becomes one chunk of the
-        Dask array, read at compute time. Frames are sorted by observation time
-        (``T_OBS``, else ``DATE-AVG``, else ``DATE-OBS``).
+        Dask array, read at compute time. Frames are sorted by their mid-exposure time
+        (``T_OBS``, else ``DATE-AVG``, else ``DATE-OBS`` + ``EXPTIME`` / 2; see
+        `~sunpy_timelag.io.headers.frame_times`).
 
         Parameters
         ----------
         paths : str, os.PathLike or list of these
             A glob, a path, an fsspec URL (``file://``, ``memory://``, ``s3://``, ...) or a
-            list of them (`fsspec.core.OpenFile` objects included).
+            list of them (`fsspec.core.OpenFile` objects included). ``memory://`` files exist
+            only in the process that wrote them: such a cube computes with threads (Dask's
+            default scheduler), not on a ``dask.distributed`` cluster of processes, whose
+            workers would not find them (`FileNotFoundError`).
         hdu : int, optional
             Index of the image HDU; by default the first 2-D image (HDU 1 of a
             tile-compressed AIA file).
@@ -81,23 +85,28 @@ class TimelagCube(PrepMixin, NDCube):
         ------
         FileNotFoundError
             Empty glob or missing file.
-        OSError
-            A file that is not FITS, has no image or is truncated.
+        IsADirectoryError
+            A folder given as a path.
+        ~sunpy_timelag.exceptions.InputFileError
+            A file that is not FITS, is compressed as a whole, has no image (at ``hdu``), is
+            truncated, or has an unreadable header.
         ValueError
             Frames of different shape, dtype, channel or pointing, without observation
-            time, or with duplicate times.
+            time, with duplicate times, or mixing start and mid-exposure times.
         """
         files = resolve_files(paths)
         frames = scan_headers(files, hdu=hdu, max_workers=max_workers)
         headers = [frame.header for frame in frames]
         names = [frame.name for frame in frames]
-        times = frame_times(headers, names)
-        shapes = [frame.shape for frame in frames]
-        check_frames(headers, shapes, [frame.dtype for frame in frames], names, times, pointing_tolerance)
+        with naming_unreadable_headers(headers, names):
+            times = frame_times(headers, names)
+            shapes = [frame.shape for frame in frames]
+            check_frames(headers, shapes, [frame.dtype for frame in frames], names, times, pointing_tolerance)
         order = times.argsort()
         loaders = [FITSFrameLoader(files[i], frames[i]) for i in order]
-        source = FileSource.of_frames(loaders)
-        return cls._from_headers(source.frames(), [headers[i] for i in order], times[order], source=source)
+        with naming_unreadable_headers(headers, names, first=names[order[0]]):
+            source = FileSource.of_frames(loaders)
+            return cls._from_headers(source.frames(), [headers[i] for i in order], times[order], source=source)
 
     @classmethod
     def from_maps(cls, maps, *, pointing_tolerance=1.0):
@@ -200,7 +209,7 @@ class TimelagCube(PrepMixin, NDCube):
         """
         celestial_wcs.pixel_shape = data.shape[:0:-1]
         if exposure_time is None:
-            exposure_time = u.Quantity([float(h.get("EXPTIME", np.nan)) for h in headers], u.s)
+            exposure_time = u.Quantity(frame_exposures(headers), u.s)
         meta = FrameMeta(
             headers=tuple(headers), exposure_time=exposure_time, wavelength=wavelength, celestial_wcs=celestial_wcs,
             source=None if source is None else (source, data.name),
@@ -348,7 +357,15 @@ class TimelagCube(PrepMixin, NDCube):
         Returns
         -------
         `TimelagCube`
+
+        Raises
+        ------
+        ValueError
+            If a factor of ``bin_shape`` is not a positive integer.
         """
+        factors = np.ravel(u.Quantity(bin_shape, u.pix).value if isinstance(bin_shape, u.Quantity) else bin_shape)
+        if factors.dtype.kind not in "iuf" or not np.all((factors >= 1) & (factors % 1 == 0)):
+            raise ValueError(f"bin_shape must be positive integers (n_t, n_y, n_x), one per axis; got {bin_shape!r}")
         new = super().rebin(bin_shape, operation=operation, **kwargs)
         factors = np.asarray(self.data.shape) // new.data.shape
         new.meta = self.meta.rebin(factors, operation)
