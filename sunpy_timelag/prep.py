@@ -180,7 +180,6 @@ class PrepMixin:
         """
         from sunpy.map.header_helper import get_observer_meta
 
-        from .io.loader import stack_arrays
         from .maps import frame_header, header_map
         from .rotation import source_window
 
@@ -191,9 +190,8 @@ class PrepMixin:
         times = self.time
         reference_time = _reference_time(times, reference_time)
         seconds = (times - reference_time).to_value(u.s)
-        maps = [header_map(header, frame_shape) for header in self.headers]
-        observers = _observers(maps)
-        rsun = maps[int(np.argmin(np.abs(seconds)))].coordinate_frame.rsun
+        observers = _observers(self.headers, frame_shape)
+        rsun = header_map(self.headers[int(np.argmin(np.abs(seconds)))], frame_shape).coordinate_frame.rsun
         observer = _interpolated_observer(observers, seconds, reference_time)
         observer_meta = get_observer_meta(observer, rsun)
 
@@ -208,7 +206,7 @@ class PrepMixin:
         shape = grid.data.shape
         reference = _view(grid.wcs, observer, rsun)
         source = _view(self.celestial_wcs, observer, rsun)
-        frames = [source.with_observer(_observer_numbers(o, rsun)) for o in observers]
+        frames = [source.with_observer(numbers) for numbers in zip(*_observer_numbers(observers, rsun), strict=True)]
         angles = _frame_angles(reference_time, times)
 
         # one window of one shape per frame, holding the pixels its mapping reaches
@@ -217,8 +215,7 @@ class PrepMixin:
         size = [max([w[k + 1] - w[k] for w in windows if w is not None], default=1) for k in (0, 2)]
         origins = [(min(w[0], frame_shape[0] - size[0]), min(w[2], frame_shape[1] - size[1])) if w else (0, 0)
                    for w in windows]
-        data = stack_arrays([self.data[i, y0 : y0 + size[0], x0 : x0 + size[1]].rechunk(-1)
-                             for i, (y0, x0) in enumerate(origins)])
+        data = self._frame_windows(origins, size)
         numbers = np.array([[*frame.observer, dt, angle, *origin]
                             for frame, dt, angle, origin in zip(frames, seconds, angles, origins, strict=True)])
         dtype = np.result_type(self.data.dtype, np.float32)
@@ -389,11 +386,28 @@ def _reference_time(times, reference_time):
     return reference_time
 
 
-def _observers(maps):
-    """The observer of each frame, in heliographic Stonyhurst coordinates at its time, as sunpy reads them."""
+def _observers(headers, shape):
+    """
+    The observer of each frame, in heliographic Stonyhurst coordinates, as sunpy reads them: the
+    ``HGLN_OBS``, ``HGLT_OBS`` and ``DSUN_OBS`` keywords (sunpy's first choice) read at once where
+    every header has them, else each frame's ``observer_coordinate``.
+    """
+    from astropy.coordinates import SkyCoord
     from sunpy.coordinates import HeliographicStonyhurst
 
-    return [m.observer_coordinate.transform_to(HeliographicStonyhurst(obstime=m.reference_date)) for m in maps]
+    from .maps import header_map
+
+    try:
+        values = np.array([[header[key] for key in ("HGLN_OBS", "HGLT_OBS", "DSUN_OBS")] for header in headers],
+                          dtype=float)
+    except (KeyError, TypeError, ValueError):
+        values = np.array([np.nan])
+    if np.isfinite(values).all():
+        lon, lat, radius = values.T
+        return SkyCoord(lon * u.deg, lat * u.deg, radius * u.m, frame=HeliographicStonyhurst)
+    observers = [header_map(header, shape).observer_coordinate for header in headers]
+    return SkyCoord([o.lon for o in observers], [o.lat for o in observers], [o.radius for o in observers],
+                    frame=HeliographicStonyhurst)
 
 
 def _observer_numbers(observer, rsun):
@@ -406,10 +420,9 @@ def _interpolated_observer(observers, seconds, reference_time):
     from astropy.coordinates import SkyCoord
     from sunpy.coordinates import HeliographicStonyhurst
 
-    lon = np.unwrap([o.lon.to_value(u.rad) for o in observers])
-    lat = [o.lat.to_value(u.rad) for o in observers]
-    radius = [o.radius.to_value(u.m) for o in observers]
-    lon, lat, radius = (np.interp(0.0, seconds, values) for values in (lon, lat, radius))
+    lon = np.unwrap(observers.lon.to_value(u.rad))
+    lon, lat, radius = (np.interp(0.0, seconds, v) for v in (lon, observers.lat.to_value(u.rad),
+                                                             observers.radius.to_value(u.m)))
     return SkyCoord(lon * u.rad, lat * u.rad, radius * u.m, frame=HeliographicStonyhurst(obstime=reference_time))
 
 

@@ -374,7 +374,11 @@ def _radius_pixels(view):
 
 
 def _inside(x, y, shape):
-    return (x >= 0) & (x <= shape[1] - 1) & (y >= 0) & (y <= shape[0] - 1)
+    """
+    Whether positions ``(x, y)`` fall on a frame of ``shape``: within its outer pixels' outer edges, as
+    `reproject` reads it (False for NaN).
+    """
+    return (x >= -0.5) & (x <= shape[1] - 0.5) & (y >= -0.5) & (y <= shape[0] - 0.5)
 
 
 def prefilter_margin(order):
@@ -430,20 +434,21 @@ def source_window(shape, reference, source, seconds, frame_angle, rates, frame_s
     x, y = [], []
     sx, sy = derotation_coordinates(edges_x, edges_y, reference, source, seconds, frame_angle, rates)
     x.append(sx), y.append(sy)
-    # the reference limb, within the grid
-    limb = _limb(reference, max(64, math.ceil(4 * np.pi * _radius_pixels(reference))))
-    rx, ry = surface_to_pixel(limb, reference)
-    limb = tuple(k[_inside(rx, ry, shape)] for k in limb)
-    sx, sy = surface_to_pixel(rotate(limb, seconds, frame_angle, rates), source)
-    x.append(sx), y.append(sy)
-    # the source limb, where it is the image of a point of the grid seen at the reference time
-    limb = _limb(source, max(64, math.ceil(4 * np.pi * _radius_pixels(source))))
-    rx, ry = surface_to_pixel(rotate(limb, -seconds, -frame_angle, rates), reference)
-    sx, sy = surface_to_pixel(limb, source)
-    keep = _inside(rx, ry, shape)
-    x.append(sx[keep]), y.append(sy[keep])
+    if not np.isfinite(sx).all():  # else the whole grid is on the disk and in sight (both regions are convex)
+        # the reference limb, within the grid
+        limb = _limb(reference, max(64, math.ceil(4 * np.pi * _radius_pixels(reference))))
+        rx, ry = surface_to_pixel(limb, reference)
+        limb = tuple(k[_inside(rx, ry, shape)] for k in limb)
+        sx, sy = surface_to_pixel(rotate(limb, seconds, frame_angle, rates), source)
+        x.append(sx), y.append(sy)
+        # the source limb, where it is the image of a point of the grid seen at the reference time
+        limb = _limb(source, max(64, math.ceil(4 * np.pi * _radius_pixels(source))))
+        rx, ry = surface_to_pixel(rotate(limb, -seconds, -frame_angle, rates), reference)
+        sx, sy = surface_to_pixel(limb, source)
+        keep = _inside(rx, ry, shape)
+        x.append(sx[keep]), y.append(sy[keep])
     x, y = np.concatenate(x), np.concatenate(y)
-    keep = _inside(x, y, frame_shape)  # as derotate_frame: no value outside the frame (nor NaN)
+    keep = _inside(x, y, frame_shape)  # as derotate_frame: no value off the frame (nor NaN)
     if not keep.any():
         return None
     margin = order // 2 + 2 + prefilter_margin(order)  # the spline's reach, a pixel, the prefilter's
@@ -500,8 +505,10 @@ def derotate_frame(window, origin, reference, source, seconds, frame_angle, rate
     for start in range(0, ny, rows):
         stop = min(start + rows, ny)
         sx, sy = grid_coordinates((start, stop), nx, reference, source, seconds, frame_angle, rates, xp=xp)
-        valid = _inside(sx, sy, frame_shape)  # False for NaN
-        coordinates = xp.stack([sy - origin[0], sx - origin[1]])
+        valid = _inside(sx, sy, frame_shape)
+        # the outer half of an edge pixel takes its value (as reproject does)
+        coordinates = xp.stack([xp.clip(sy, 0, frame_shape[0] - 1) - origin[0],
+                                xp.clip(sx, 0, frame_shape[1] - 1) - origin[1]])
         coordinates[:, ~valid] = -1.0e3  # far outside the window: 0, replaced below
         block = ndimage.map_coordinates(coefficients, coordinates, order=order, mode="constant", cval=0.0,
                                         prefilter=False)
