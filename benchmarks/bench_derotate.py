@@ -92,9 +92,10 @@ def main():
             print(f"  {label:52s} {wall / args.frames:8.4f} s/frame  speed-up {their_wall / wall:6.1f} x")
         both = np.isfinite(ours) & np.isfinite(theirs)
         difference = np.abs(ours - theirs)[both]
+        only = [(both != np.isfinite(values)).sum() for values in (ours, theirs)]
         print(f"  |ours - sunpy|: max {difference.max():.2e}, median {np.median(difference):.2e} "
-              f"(data up to {np.abs(theirs[both]).max():.2e}); pixels given by one only: {(both != np.isfinite(ours)).sum()}"
-              f" ours, {(both != np.isfinite(theirs)).sum()} sunpy's")
+              f"(data up to {np.abs(theirs[both]).max():.2e}); pixels given by one only: {only[0]} ours, "
+              f"{only[1]} sunpy's")
 
 
 if __name__ == "__main__":

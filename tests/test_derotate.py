@@ -14,9 +14,9 @@ import dask.array as da
 import numpy as np
 import pytest
 import sunpy.map
-from dask.core import flatten
 from astropy.coordinates import SkyCoord
 from astropy.time import Time
+from dask.core import flatten
 from sunpy.coordinates import (
     Heliocentric,
     HeliographicStonyhurst,
