@@ -306,6 +306,20 @@ class TimelagCube(PrepMixin, NDCube):
         data = source.frames() if data is None else data
         return self._new_instance(data=data, meta=FrameMeta(self.meta, source=(source, data.name)))
 
+    def _frame_windows(self, origins, size):
+        """
+        A window of ``size`` pixels of every frame, each at its origin ``(row, column)``, one chunk a frame.
+
+        Read straight from the files (only the windows) where the cube's data come from them.
+        """
+        source = self._file_source()
+        if source is not None:
+            return source.windows(origins, size)
+        from .io.loader import stack_arrays
+
+        return stack_arrays([self.data[i, y : y + size[0], x : x + size[1]].rechunk(-1)
+                             for i, (y, x) in enumerate(origins)])
+
     def _series_data(self):
         """
         The data as whole time series over blocks of pixels, the layout the time-lag analysis reads.

@@ -100,6 +100,28 @@ class FileSource:
         graph = {(name, i, 0, 0): (_read, self, [i], (0, ny), (0, nx)) for i in range(n)}
         return Array(graph, name, ((1,) * n, (ny,), (nx,)), dtype=self.dtype)
 
+    def windows(self, origins, size):
+        """
+        One window of the same ``size`` per frame, each at its own origin: a Dask array of one chunk per frame.
+
+        Parameters
+        ----------
+        origins : list of (int, int)
+            First row and column of each frame's window, in the result's pixels.
+        size : (int, int)
+            Rows and columns of every window.
+
+        Returns
+        -------
+        dask.array.Array
+            ``(n_frames, *size)``.
+        """
+        origins = [(int(y), int(x)) for y, x in origins]
+        name = "fits-windows-" + tokenize(self._token(), origins, size)
+        graph = {(name, i, 0, 0): (_read, self, [i], (y, y + size[0]), (x, x + size[1]))
+                 for i, (y, x) in enumerate(origins)}
+        return Array(graph, name, ((1,) * len(origins), (size[0],), (size[1],)), dtype=self.dtype)
+
     def series(self):
         """
         The result as whole time series over blocks of pixels, each task reading its band from every file.
