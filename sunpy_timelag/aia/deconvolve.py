@@ -208,7 +208,7 @@ class Deconvolver:
         buffer = xp.empty_like(image)
         # Where d = 0 the ratio is 0, as d / (u * P) is whenever the blurred estimate is not exactly 0;
         # where it rounds to 0 (float32, dark regions) 0/0 would spread NaN over the whole image.
-        # Setting these pixels by index costs nothing when they are few and no extra pass otherwise.
+        # Set by index: a cost in proportion to their number, no extra pass over the image.
         zeros = xp.flatnonzero(image == 0)
         with np.errstate(invalid="ignore"):  # the 0/0 overwritten just below
             for _ in range(self.iterations):
