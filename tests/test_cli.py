@@ -1,11 +1,21 @@
-"""The ``sunpy-timelag`` command."""
+"""The ``sunpy-timelag`` command: results that match the truth, results folders, errors without tracebacks."""
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
 import astropy.units as u
 import numpy as np
 import pytest
 import sunpy.map
 
+from sunpy_timelag import __version__, cli
 from sunpy_timelag.cli import main, parse_duration
 from sunpy_timelag.data import make_synthetic_observation
+from sunpy_timelag.io.write import lock_folder
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +47,90 @@ def test_demo(tmp_path, capsys):
     output = capsys.readouterr().out
     assert "335-211" in output and "within one cadence" in output
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "correlation_335_211.fits", "timelag_335_211.fits", "timelag_335_211.png"]
+        "correlation_335_211.fits", "manifest.json", "timelag_335_211.fits", "timelag_335_211.png"]
 
 
-def test_errors_name_their_cause(tmp_path, capsys):
-    assert main(["run", str(tmp_path / "{channel}" / "*.fits"), "--pairs", "335-211"]) == 1
-    assert "no file matches the glob" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["run", str(tmp_path / "*.fits"), "--pairs", "335-211"])
-    with pytest.raises(SystemExit):
-        main(["run", "x/{channel}/*.fits"])  # no pairs
-    with pytest.raises(SystemExit):
-        main(["run", "x/{channel}/*.fits", "--pairs", "335-211", "--lag-bounds", "-3 parsecs", "3h"])
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A short observation: 100 frames of 16x16 pixels per channel."""
+    directory = tmp_path_factory.mktemp("small")
+    return make_synthetic_observation(directory, channels=(335, 211), duration=20 * u.min, shape=(16, 16), seed=1)
+
+
+def pattern_of(observation):
+    return str(observation.files[211][0].parent.parent / "{channel}" / "*.fits")
+
+
+def test_manifest_marks_a_complete_result_set(small, tmp_path, capsys):
+    assert main(["run", pattern_of(small), "--pairs", "335-211", "--lag-bounds", "-5min", "5min", "--rebin",
+                 "1,2,2", "--out", str(tmp_path)]) == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["sunpy_timelag"] == __version__ and manifest["command"] == "run"
+    assert manifest["options"] == {"pattern": pattern_of(small), "pairs": ["335-211"], "lag_bounds_s": [-300, 300],
+                                   "rebin": [1, 2, 2], "normalize": True, "min_correlation": None}
+    for channel in (335, 211):
+        assert [Path(name).name for name in manifest["inputs"][str(channel)]] == [p.name for p in small.files[channel]]
+    assert sorted(manifest["outputs"]) == ["correlation_335_211.fits", "timelag_335_211.fits", "timelag_335_211.png"]
+    for name, output in manifest["outputs"].items():
+        assert output["sha256"] == hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*manifest["outputs"], "manifest.json"])  # no lock
+
+
+def test_an_interrupted_run_leaves_no_manifest(small, tmp_path, capsys, monkeypatch):
+    pattern = pattern_of(small)
+    assert main(["run", pattern, "--pairs", "335-211", "--out", str(tmp_path)]) == 0
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cli, "_figure", disk_full)
+    capsys.readouterr()
+    assert main(["run", pattern, "--pairs", "335-211", "--lag-bounds", "-2min", "2min", "--out", str(tmp_path)]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert not (tmp_path / "manifest.json").exists()  # the maps there are not one complete set
+    assert sunpy.map.Map(tmp_path / "timelag_335_211.fits").meta["lagmax"] == pytest.approx(120)  # the new run's
+    assert not list(tmp_path.glob(".*"))  # the folder is free again
+
+
+def test_a_folder_in_use_by_another_run_is_refused_before_any_computation(small, tmp_path, capsys, monkeypatch):
+    built = []
+    monkeypatch.setattr(cli, "_prepare", lambda *args, **kwargs: built.append(args))
+    with lock_folder(tmp_path):
+        assert main(["run", pattern_of(small), "--pairs", "335-211", "--out", str(tmp_path)]) == 1
+    assert f"{tmp_path} is in use by another process (process {os.getpid()} on " in capsys.readouterr().err
+    assert built == [] and os.listdir(tmp_path) == []
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over(small, tmp_path, capsys):
+    (tmp_path / ".sunpy-timelag.lock").write_text('{"pid": 4194304, "host": "elsewhere", "started": "yesterday"}')
+    assert main(["run", pattern_of(small), "--pairs", "335-211", "--out", str(tmp_path)]) == 0
+    assert ("a run into" in (err := capsys.readouterr().err) and "(process 4194304 on elsewhere, since yesterday) did "
+            "not finish" in err)
+    assert (tmp_path / "manifest.json").exists() and not list(tmp_path.glob(".*"))
+
+
+@pytest.mark.parametrize(("out", "message"), [
+    ("a-file", r"the results folder .*a-file is a file: give a folder as --out"),
+    ("a-file/results", r"cannot create the results folder .*a-file/results: Not a directory"),
+    ("211", r"the results folder .*211 holds input files \(aia_synth_211_.*\.fits\): choose another --out"),
+])
+def test_the_results_folder_is_checked_before_any_computation(small, tmp_path, capsys, monkeypatch, out, message):
+    (tmp_path / "a-file").write_text("not a folder")
+    built = []
+    monkeypatch.setattr(cli, "_prepare", lambda *args, **kwargs: built.append(args))
+    folder = small.files[211][0].parent.parent / out if out == "211" else tmp_path / out
+    assert main(["run", pattern_of(small), "--pairs", "335-211", "--out", str(folder)]) == 1
+    assert re.search(message, capsys.readouterr().err) and built == []
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="permissions do not bind root")
+def test_a_read_only_results_folder_is_refused(small, tmp_path, capsys):
+    tmp_path.chmod(0o500)
+    try:
+        assert main(["run", pattern_of(small), "--pairs", "335-211", "--out", str(tmp_path)]) == 1
+    finally:
+        tmp_path.chmod(0o700)
+    assert f"cannot write to the folder {tmp_path}: Permission denied" in capsys.readouterr().err
 
 
 def test_outputs_never_overwrite_inputs(observation, tmp_path, capsys):
@@ -61,8 +143,56 @@ def test_outputs_never_overwrite_inputs(observation, tmp_path, capsys):
     before = victim.read_bytes()
     pattern = str(tmp_path / "{channel}" / "*.fits")
     assert main(["run", pattern, "--pairs", "335-211", "--out", str(tmp_path / "211")]) == 1
-    assert "one of the inputs" in capsys.readouterr().err
+    assert "211 holds input files" in capsys.readouterr().err
     assert victim.read_bytes() == before
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["x/*.fits", "--pairs", "335-211"], "'x/\\*.fits' has no {channel}: e.g. 'obs/{channel}/\\*.fits'"),
+    (["x/{band}/{channel}.fits", "--pairs", "335-211"],
+     "has the field {band}: the only field of a file pattern is {channel}"),
+    (["x/{channel/*.fits", "--pairs", "335-211"], "write a literal brace as {{ or }}"),
+    (["x/{channel}/*.fits"], "run needs --pairs, e.g. --pairs 335-171,211-193"),
+    (["x/{channel}/*.fits", "--pairs", "335-335"], "335-335 pairs a channel with itself: a time lag needs two"),
+    (["x/{channel}/*.fits", "--pairs", "335-211", "--lag-bounds", "-3 parsecs", "3h"], "not a duration: ' -3 parsecs'"),
+])
+def test_argument_errors_name_the_argument(arguments, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", *arguments])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "Traceback" not in err
+
+
+def damage_header(folder):
+    """Garble the EXPTIME card of one 211 frame."""
+    path = sorted((folder / "211").iterdir())[3]
+    raw = path.read_bytes()
+    start = raw.index(b"EXPTIME =")
+    path.write_bytes(raw[:start] + b"EXPTIME = '2.9 unterminated".ljust(34) + raw[start + 34 :])
+    return rf"{path.name} has an unreadable header card: 'EXPTIME'"
+
+
+def gzip_files(folder):
+    for path in (folder / "211").iterdir():
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes()))
+    return r"aia_synth_211_.*\.fits\.gz is gzip-compressed as a whole"
+
+
+@pytest.mark.parametrize(("damage", "pattern"), [
+    (lambda folder: "no file matches the glob '.*/empty/335/\\*.fits'", "empty/{channel}/*.fits"),
+    (damage_header, "{channel}/*.fits"),
+    (gzip_files, "{channel}/*.fits*"),
+    (lambda folder: r"'.*/335' is a folder: give its files, e.g. '.*/335/\*.fits'", "{channel}"),
+])
+def test_bad_inputs_are_printed_without_a_traceback(small, tmp_path, capsys, damage, pattern):
+    """Each damage returns the message expected."""
+    for channel in (335, 211):
+        shutil.copytree(small.files[channel][0].parent, tmp_path / "obs" / str(channel))
+    message = damage(tmp_path / "obs")
+    assert main(["run", str(tmp_path / "obs" / pattern), "--pairs", "335-211", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert re.search(rf"^sunpy-timelag: error: .*{message}", err) and "Traceback" not in err
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("-3h", -10800), ("90min", 5400), ("20 s", 20), ("7", 7)])
