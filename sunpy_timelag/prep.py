@@ -1,11 +1,12 @@
 """
 Instrument preparation of a `~sunpy_timelag.TimelagCube`, frame by frame and lazily, and its persistence.
 
-The physically right order is that of `PrepMixin.prepare`: PSF deconvolution of the level-1 frames,
-registration to level 1.5, exposure normalisation, and cropping (``submap``) last. Each step maps a
-kernel of `sunpy_timelag.aia` over one-frame Dask chunks: nothing is read or computed before
-``compute``, and CuPy chunks stay on the GPU from one step to the next. `PrepMixin.to_zarr` keeps a
-prepared cube, so that the preparation is done once.
+The physically right order is: PSF deconvolution of the level-1 frames, registration to level 1.5
+(both in `PrepMixin.prepare`), derotation onto one grid at one reference time (`PrepMixin.derotate`),
+exposure normalisation, and cropping (``submap``) last. Each step maps a kernel of `sunpy_timelag.aia`
+or `sunpy_timelag.rotation` over one-frame Dask chunks: nothing is read or computed before ``compute``,
+and CuPy chunks stay on the GPU from one step to the next. `PrepMixin.to_zarr` keeps a prepared cube, so
+that the preparation is done once.
 """
 import astropy.units as u
 import dask.array as da
@@ -15,7 +16,7 @@ __all__ = ["PrepMixin"]
 
 
 class PrepMixin:
-    """Preparation steps of `~sunpy_timelag.TimelagCube` (PSF deconvolution, registration, persistence)."""
+    """Preparation steps of `~sunpy_timelag.TimelagCube` (PSF deconvolution, registration, derotation, persistence)."""
 
     def deconvolve(self, *, psf=None, iterations=25, clip_negative=True, dtype=np.float32):
         """
