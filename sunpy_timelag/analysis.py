@@ -15,9 +15,11 @@ from ndcube import NDCube
 from . import lags
 from .backend import to_numpy
 from .io.wcs import lag_wcs
-from .maps import correlation_map, cube_header, timelag_map
+from .maps import correlation_map, cube_header, significance_map, timelag_map, uncertainty_map
 
-__all__ = ["HOT_TO_COOL", "PairMaps", "common_time_grid", "cross_correlation", "timelag_maps", "pair_maps"]
+__all__ = [
+    "HOT_TO_COOL", "PairMaps", "common_time_grid", "cross_correlation", "timelag_maps", "pair_maps", "check_other",
+]
 
 #: AIA EUV channels from hot to cool, as ordered in the literature (Viall & Klimchuk 2012):
 #: for pairs in this order a positive time lag means cooling plasma.
@@ -38,10 +40,19 @@ class PairMaps(NamedTuple):
         mask marks the pixels whose peak sits on a lag bound.
     correlation : `~sunpy.map.GenericMap`
         Peak cross-correlation, dimensionless.
+    uncertainty : `~sunpy.map.GenericMap` or None
+        One-sigma uncertainty of the lag in seconds (``uncertainty=True``; see
+        `sunpy_timelag.lagstats`), NaN where the peak sits on a lag bound.
+    significance : `~sunpy.map.GenericMap` or None
+        Chance probability that unrelated series with the same autocorrelations reach a
+        peak correlation this high within the lag bounds (``significance=True``): small
+        values are significant.
     """
 
     timelag: object
     correlation: object
+    uncertainty: object = None
+    significance: object = None
 
 
 def common_time_grid(cubes, cadence=None):
@@ -150,30 +161,48 @@ def _lag_bounds_seconds(lag_bounds):
     return tuple(lag_bounds.to_value(u.s))
 
 
-def _searched_bounds(n_times, cadence, lag_bounds):
+def _searched_bounds(n_times, cadence, lag_bounds, normalization="global"):
     """The lags actually searched, in seconds, as a Quantity pair."""
-    window = lags.lag_window(n_times, cadence, _lag_bounds_seconds(lag_bounds))
+    window = lags.lag_window(n_times, cadence, _lag_bounds_seconds(lag_bounds), normalization)
     return u.Quantity([window[0], window[-1]]) * cadence * u.s
 
 
-def cross_correlation(cube_a, cube_b, lag_bounds=None):
+def check_other(cube, other):
+    """
+    Refuse to pair a cube with a cube of the same channel (the ``other`` of the cube methods).
+
+    Raises
+    ------
+    ValueError
+        If both cubes have a wavelength and it is the same channel.
+    """
+    if cube.wavelength is not None and other.wavelength is not None and cube.channel == other.channel:
+        raise ValueError(
+            f"other is channel {other.channel}, the channel of this cube: a time lag pairs two different channels"
+        )
+
+
+def cross_correlation(cube_a, cube_b, lag_bounds=None, normalization="global"):
     """
     The cross-correlation of two cubes in every pixel, as an `~ndcube.NDCube` with a lag axis.
 
     See `sunpy_timelag.TimelagCube.cross_correlation`.
     """
     (a, b), grid, cadence = _aligned([cube_a, cube_b])
-    lag_seconds, cc = lags.cross_correlation(a, b, cadence, _lag_bounds_seconds(lag_bounds))
+    lag_seconds, cc = lags.cross_correlation(a, b, cadence, _lag_bounds_seconds(lag_bounds),
+                                             normalization=normalization)
     wcs = lag_wcs(cube_a.celestial_wcs, cube_a.wcs.pixel_to_world(0, 0, 0)[0].frame, lag_seconds * u.s)
     meta = {
         "channels": (_name(cube_a), _name(cube_b)),
         "time_grid": grid,
         "lags": lag_seconds * u.s,
+        "normalization": normalization,
     }
     return NDCube(cc, wcs=wcs, meta=meta, unit=u.dimensionless_unscaled)
 
 
-def pair_maps(cubes, index_pairs, lag_bounds=None, refine=True, min_correlation=None):
+def pair_maps(cubes, index_pairs, lag_bounds=None, refine=True, min_correlation=None, normalization="global",
+              uncertainty=False, significance=False):
     """
     Time-lag and correlation maps of pairs of cubes given by index, computed in one pass.
 
@@ -182,7 +211,7 @@ def pair_maps(cubes, index_pairs, lag_bounds=None, refine=True, min_correlation=
     cubes : list of `~sunpy_timelag.TimelagCube`
     index_pairs : list of (int, int)
         Pairs of indices into ``cubes``.
-    lag_bounds, refine, min_correlation
+    lag_bounds, refine, min_correlation, normalization, uncertainty, significance
         See `timelag_maps`.
 
     Returns
@@ -191,24 +220,38 @@ def pair_maps(cubes, index_pairs, lag_bounds=None, refine=True, min_correlation=
         ``(i, j)`` -> `PairMaps`.
     """
     data, grid, cadence = _aligned(cubes)
-    bounds = _searched_bounds(grid.size, cadence, lag_bounds)
-    results = lags.timelag_pairs(
-        dict(enumerate(data)), index_pairs, cadence, lag_bounds=_lag_bounds_seconds(lag_bounds),
-        refine=refine, min_correlation=min_correlation,
-    )
-    results = lags.compute(results)
+    results = lags.compute(_pair_results(data, index_pairs, cadence, lag_bounds, refine, min_correlation,
+                                         normalization, uncertainty, significance))
+    bounds = _searched_bounds(grid.size, cadence, lag_bounds, normalization)
     bases = {i: cube_header(cubes[i]) for i in {i for i, _ in index_pairs}}
-    maps = {}
-    for (i, j), result in results.items():
-        names = (_name(cubes[i]), _name(cubes[j]))
-        maps[(i, j)] = PairMaps(  # Maps hold NumPy arrays, also when the kernels ran on a GPU
-            timelag_map(to_numpy(result.lag), bases[i], names, grid, bounds, to_numpy(result.on_bound)),
-            correlation_map(to_numpy(result.correlation), bases[i], names, grid, bounds),
-        )
-    return maps
+    return {(i, j): _pair_maps(result, bases[i], (_name(cubes[i]), _name(cubes[j])), grid, bounds, normalization)
+            for (i, j), result in results.items()}
 
 
-def timelag_maps(cubes, pairs=None, lag_bounds=None, refine=True, min_correlation=None):
+def _pair_results(data, index_pairs, cadence, lag_bounds, refine, min_correlation, normalization, uncertainty,
+                  significance):
+    """The (lazy) `~sunpy_timelag.lags.TimelagResult` of each pair of the aligned ``data``."""
+    return lags.timelag_pairs(
+        dict(enumerate(data)), index_pairs, cadence, lag_bounds=_lag_bounds_seconds(lag_bounds), refine=refine,
+        min_correlation=min_correlation, normalization=normalization, uncertainty=uncertainty,
+        significance=significance,
+    )
+
+
+def _pair_maps(result, base, names, grid, bounds, normalization):
+    """The `PairMaps` of one computed result; Maps hold NumPy arrays, also when the kernels ran on a GPU."""
+    sigma = None if result.uncertainty is None else to_numpy(result.uncertainty)
+    args = (base, names, grid, bounds, normalization)
+    return PairMaps(
+        timelag_map(to_numpy(result.lag), *args, on_bound=to_numpy(result.on_bound), uncertainty=sigma),
+        correlation_map(to_numpy(result.correlation), *args),
+        None if sigma is None else uncertainty_map(sigma, *args),
+        None if result.significance is None else significance_map(to_numpy(result.significance), *args),
+    )
+
+
+def timelag_maps(cubes, pairs=None, lag_bounds=None, refine=True, min_correlation=None, normalization="global",
+                 uncertainty=False, significance=False):
     """
     Time-lag and peak-correlation maps of many channel pairs at once.
 
@@ -230,29 +273,61 @@ def timelag_maps(cubes, pairs=None, lag_bounds=None, refine=True, min_correlatio
     refine : bool, optional
         Refine lags below the cadence (parabola through the peak; default `True`).
     min_correlation : float, optional
-        Pixels whose peak correlation is below this get a NaN lag.
+        Pixels whose peak correlation is below this (a number in [-1, 1]) get a NaN lag.
+    normalization : {"global", "overlap"}, optional
+        ``"global"`` (default): the cross-correlation of the peers (sunkit-image, Viall &
+        Klimchuk 2012), z-scores over the whole series divided by N, which leans towards
+        zero lag; ``"overlap"``: the Pearson correlation of the samples that each lag
+        overlaps, unbiased, with lags limited to half the series.
+    uncertainty : bool, optional
+        Add `PairMaps.uncertainty`, the one-sigma uncertainty of the lag (s).
+    significance : bool, optional
+        Add `PairMaps.significance`, the chance probability of the peak correlation.
 
     Returns
     -------
     dict
-        ``(A, B)`` -> `PairMaps` ``(timelag, correlation)``.
+        ``(A, B)`` -> `PairMaps` ``(timelag, correlation, uncertainty, significance)``; the
+        last two are `None` unless asked for.
 
     Raises
     ------
     ValueError
-        Two cubes of one channel, a channel of ``pairs`` without a cube, cubes covering
-        different pixels, non-overlapping time ranges, or lag bounds selecting no lag.
+        Two cubes of one channel, a cube without wavelength, a channel of ``pairs`` without
+        a cube or paired with itself, cubes covering different pixels, non-overlapping time
+        ranges, lag bounds selecting no lag, ``min_correlation`` outside [-1, 1], or
+        ``significance`` on fewer than `~sunpy_timelag.lags.MIN_SIGNIFICANCE_TIMES` steps.
+    """
+    channels = channels_of(cubes)
+    pairs, index_pairs = _index_pairs(channels, pairs)
+    maps = pair_maps(cubes, index_pairs, lag_bounds, refine, min_correlation, normalization, uncertainty, significance)
+    return {pair: maps[index_pair] for pair, index_pair in zip(pairs, index_pairs, strict=True)}
+
+
+def channels_of(cubes):
+    """
+    The channel of each cube, checked: every cube has a wavelength, one cube per channel.
+
+    Raises
+    ------
+    ValueError
+        A cube without wavelength (named ``cubes[i]``), or two cubes of one channel.
     """
     for i, cube in enumerate(cubes):
         if cube.wavelength is None:
             raise ValueError(
-                f"cubes[{i}] has no wavelength (its frames have no WAVELNTH), so timelag_maps cannot tell its "
-                "channel: set WAVELNTH in the headers of its frames, or build it with "
+                f"cubes[{i}] has no wavelength (its frames have no WAVELNTH), so its channel is unknown: "
+                "set WAVELNTH in the headers of its frames, or build it with "
                 "TimelagCube.from_ndcube(ndcube, wavelength=...)"
             )
     channels = [cube.channel for cube in cubes]
     if len(set(channels)) != len(channels):
-        raise ValueError(f"timelag_maps needs one cube per channel; got channels {channels}")
+        raise ValueError(f"one cube per channel is needed (timelag_maps); got channels {channels}")
+    return channels
+
+
+def _index_pairs(channels, pairs):
+    """The pairs (default: hot to cool) as channel tuples and as index tuples into ``channels``."""
     if pairs is None:
         order = sorted(channels, key=lambda c: (HOT_TO_COOL.index(c) if c in HOT_TO_COOL else len(HOT_TO_COOL), c))
         pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1 :]]
@@ -261,9 +336,9 @@ def timelag_maps(cubes, pairs=None, lag_bounds=None, refine=True, min_correlatio
         missing = [channel for channel in pair if channel not in channels]
         if missing:
             raise ValueError(f"pair {pair[0]}-{pair[1]}: no cube of channel {missing[0]} (channels: {channels})")
-    index_pairs = [(channels.index(a), channels.index(b)) for a, b in pairs]
-    maps = pair_maps(cubes, index_pairs, lag_bounds, refine, min_correlation)
-    return {pair: maps[index_pair] for pair, index_pair in zip(pairs, index_pairs, strict=True)}
+        if pair[0] == pair[1]:
+            raise ValueError(f"pairs holds {pair[0]}-{pair[1]}, a channel paired with itself: pair two channels")
+    return pairs, [(channels.index(a), channels.index(b)) for a, b in pairs]
 
 
 def parse_pair(pair):

@@ -12,8 +12,11 @@ import importlib.util
 import numpy as np
 import scipy.fft
 import scipy.ndimage
+import scipy.special
 
-__all__ = ["array_module", "fft_module", "ndimage_module", "is_cupy_array", "to_numpy", "cupy_available"]
+__all__ = [
+    "array_module", "fft_module", "ndimage_module", "special_module", "is_cupy_array", "to_numpy", "cupy_available",
+]
 
 
 def cupy_available():
@@ -110,6 +113,27 @@ def ndimage_module(xp):
     import cupyx.scipy.ndimage
 
     return cupyx.scipy.ndimage
+
+
+def special_module(xp):
+    """
+    The ``scipy.special``-compatible module for the array module ``xp``.
+
+    Parameters
+    ----------
+    xp : module
+        ``numpy`` or ``cupy``.
+
+    Returns
+    -------
+    module
+        `scipy.special` or `cupyx.scipy.special`.
+    """
+    if xp is np:
+        return scipy.special
+    import cupyx.scipy.special
+
+    return cupyx.scipy.special
 
 
 def to_numpy(array):

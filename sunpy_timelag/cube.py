@@ -563,7 +563,7 @@ class TimelagCube(PrepMixin, NDCube):
 
     # ---- channel pairs ------------------------------------------------------------------------
 
-    def cross_correlation(self, other, lag_bounds=None):
+    def cross_correlation(self, other, lag_bounds=None, normalization="global"):
         r"""
         The cross-correlation with another channel in every pixel, as a function of lag.
 
@@ -580,6 +580,10 @@ class TimelagCube(PrepMixin, NDCube):
             Channel B, covering the same pixels.
         lag_bounds : `~astropy.units.Quantity`, optional
             Smallest and largest lag, e.g. ``[-3, 3] * u.h``. Default: all lags.
+        normalization : {"global", "overlap"}, optional
+            :math:`C_{AB}` (default), or the Pearson correlation of the samples each lag
+            overlaps (unbiased; lags up to half the series), see
+            `~sunpy_timelag.timelag_maps`.
 
         Returns
         -------
@@ -587,9 +591,11 @@ class TimelagCube(PrepMixin, NDCube):
             ``(lag, y, x)``, lazy; its WCS gives the lag in seconds and the celestial
             coordinates of this cube.
         """
-        return analysis.cross_correlation(self, other, lag_bounds)
+        analysis.check_other(self, other)
+        return analysis.cross_correlation(self, other, lag_bounds, normalization)
 
-    def timelag_map(self, other, lag_bounds=None, refine=True, min_correlation=None):
+    def timelag_map(self, other, lag_bounds=None, refine=True, min_correlation=None, normalization="global",
+                    uncertainty=False):
         """
         The time lag that maximises the cross-correlation with ``other``, in every pixel.
 
@@ -603,7 +609,13 @@ class TimelagCube(PrepMixin, NDCube):
             Refine the lag below the cadence with a parabola through the peak and its
             neighbours (default). With `False` lags are multiples of the common cadence.
         min_correlation : float, optional
-            Pixels whose peak correlation is below this get a NaN lag.
+            Pixels whose peak correlation is below this (in [-1, 1]) get a NaN lag.
+        normalization : {"global", "overlap"}, optional
+            See `~sunpy_timelag.timelag_maps`.
+        uncertainty : bool, optional
+            Give the map the one-sigma uncertainty of the lag, in seconds, as its
+            ``uncertainty`` (`~astropy.nddata.StdDevUncertainty`; see
+            `sunpy_timelag.lagstats`).
 
         Returns
         -------
@@ -611,9 +623,11 @@ class TimelagCube(PrepMixin, NDCube):
             In seconds; its mask marks pixels whose peak sits on a lag bound. Constant or
             NaN pixels are NaN (with one `~sunpy_timelag.lags.TimelagWarning`).
         """
-        return analysis.pair_maps([self, other], [(0, 1)], lag_bounds, refine, min_correlation)[(0, 1)].timelag
+        analysis.check_other(self, other)
+        return analysis.pair_maps([self, other], [(0, 1)], lag_bounds, refine, min_correlation, normalization,
+                                  uncertainty)[(0, 1)].timelag
 
-    def correlation_map(self, other, lag_bounds=None):
+    def correlation_map(self, other, lag_bounds=None, normalization="global"):
         """
         The peak cross-correlation with ``other`` within the lag bounds, in every pixel.
 
@@ -622,13 +636,17 @@ class TimelagCube(PrepMixin, NDCube):
         other : `TimelagCube`
         lag_bounds : `~astropy.units.Quantity`, optional
             See `timelag_map`.
+        normalization : {"global", "overlap"}, optional
+            See `~sunpy_timelag.timelag_maps`.
 
         Returns
         -------
         `~sunpy.map.GenericMap`
             Dimensionless, in [-1, 1].
         """
-        return analysis.pair_maps([self, other], [(0, 1)], lag_bounds, refine=False)[(0, 1)].correlation
+        analysis.check_other(self, other)
+        return analysis.pair_maps([self, other], [(0, 1)], lag_bounds, refine=False,
+                                  normalization=normalization)[(0, 1)].correlation
 
     def _frame_map(self, index, celestial_wcs=None):
         header = frame_header(self.headers[index], celestial_wcs or self.celestial_wcs, {

@@ -21,6 +21,17 @@ positive lag means that :math:`b` peaks after :math:`a`. The time lag is the
 :math:`\tau` that maximises :math:`C_{AB}` within the lag bounds and the peak
 correlation is that maximum.
 
+This ``normalization="global"`` (the default, the peers' definition) leans towards
+zero lag: the products of the series' offsets from their global means over the
+overlap, and the :math:`1/N` whatever the overlap, add a tilt to :math:`C_{AB}`.
+``normalization="overlap"`` is instead the Pearson correlation of the :math:`N - |k|`
+samples that each lag overlaps, without that bias (`sunpy_timelag.lagstats`); lags
+whose overlap holds fewer than half the samples are then not searched, their
+correlations being too noisy to compete. The kernels can also give a one-sigma
+uncertainty of the lag and the chance probability of the peak correlation
+(``uncertainty=True``, ``significance=True``), from the same transforms; the
+estimators are described in `sunpy_timelag.lagstats`.
+
 How it is computed
 ------------------
 Writing :math:`a' = a - \bar a` and :math:`b' = b - \bar b`,
@@ -60,9 +71,12 @@ import dask.array as da
 import numpy as np
 import scipy.fft
 
+from . import lagstats
 from .backend import array_module, fft_module
 
 __all__ = [
+    "NORMALIZATIONS",
+    "MIN_SIGNIFICANCE_TIMES",
     "TimelagWarning",
     "TimelagResult",
     "common_time_grid",
@@ -87,6 +101,11 @@ _TIME_RTOL = 1e-6
 _BLOCK_BYTES = {"numpy": 2**22, "cupy": 2**28}
 #: Bytes of one input chunk when a Dask array is rechunked to the whole time axis.
 _CHUNK_BYTES = 2**28
+#: The definitions of the cross-correlation: the peers' (global z-scores, 1/N) and the Pearson
+#: correlation of the overlapping samples.
+NORMALIZATIONS = ("global", "overlap")
+#: Fewest time steps for which a significance is given (the normal approximation of its null).
+MIN_SIGNIFICANCE_TIMES = 20
 
 
 class TimelagWarning(UserWarning):
@@ -109,11 +128,21 @@ class TimelagResult(NamedTuple):
     on_bound : array
         Boolean; `True` where the peak sits on a lag bound, i.e. the true peak
         may lie outside the window and the lag is a lower bound of its size.
+    uncertainty : array or None
+        One-sigma uncertainty of the lag in seconds (float64), NaN on a bound or
+        where the peak is not a maximum; `None` unless asked for
+        (`sunpy_timelag.lagstats`).
+    significance : array or None
+        Chance probability of a peak correlation at least this high between
+        unrelated series with the same autocorrelations (float64); `None`
+        unless asked for.
     """
 
     lag: Any
     correlation: Any
     on_bound: Any
+    uncertainty: Any = None
+    significance: Any = None
 
     def compute(self, **kwargs):
         """
@@ -232,7 +261,7 @@ def resample(data, times, new_times):
 # ----------------------------------------------------------------------------- lag window
 
 
-def lag_window(n_times, cadence, lag_bounds=None):
+def lag_window(n_times, cadence, lag_bounds=None, normalization="global"):
     """
     The integer lags (in samples) that lie within the lag bounds.
 
@@ -246,6 +275,10 @@ def lag_window(n_times, cadence, lag_bounds=None):
         Smallest and largest lag in seconds, inclusive (a millionth of a
         cadence of slack absorbs rounding). Default: all lags,
         :math:`\\pm(N - 1)` samples; bounds beyond that are clipped to it.
+    normalization : {"global", "overlap"}, optional
+        With ``"overlap"`` the lags are at most :math:`\\lfloor N/2 \\rfloor`
+        samples (an overlap of at least half the series), by default and as a
+        clip of ``lag_bounds``.
 
     Returns
     -------
@@ -260,7 +293,7 @@ def lag_window(n_times, cadence, lag_bounds=None):
     """
     _check_n_times(n_times)
     cadence = _check_cadence(cadence)
-    k_max = n_times - 1
+    k_max = n_times // 2 if _check_normalization(normalization) == "overlap" else n_times - 1
     if lag_bounds is None:
         return np.arange(-k_max, k_max + 1)
     low, high = _check_bounds(lag_bounds)
@@ -299,9 +332,9 @@ def fft_length(n_times, lags):
 # ----------------------------------------------------------------------------- public kernels
 
 
-def cross_correlation(a, b, cadence, lag_bounds=None, dtype=np.float64):
+def cross_correlation(a, b, cadence, lag_bounds=None, dtype=np.float64, normalization="global"):
     """
-    The cross-correlation :math:`C_{AB}` of two series at every lag in the bounds.
+    The cross-correlation of two series at every lag in the bounds.
 
     Parameters
     ----------
@@ -314,6 +347,9 @@ def cross_correlation(a, b, cadence, lag_bounds=None, dtype=np.float64):
         Smallest and largest lag in seconds (see `lag_window`).
     dtype : {numpy.float64, numpy.float32}, optional
         Precision of the transforms and of ``cc``.
+    normalization : {"global", "overlap"}, optional
+        :math:`C_{AB}` (default), or the Pearson correlation of the samples
+        each lag overlaps (`sunpy_timelag.lagstats`).
 
     Returns
     -------
@@ -326,15 +362,16 @@ def cross_correlation(a, b, cadence, lag_bounds=None, dtype=np.float64):
     """
     arrays = _check_series({"a": a, "b": b})
     dtype = _check_dtype(dtype)
-    lags = lag_window(arrays[0].shape[0], cadence, lag_bounds)
-    kernel = functools.partial(_cross_correlation_block, lags=lags, dtype=dtype)
+    lags = lag_window(arrays[0].shape[0], cadence, lag_bounds, normalization)
+    kernel = functools.partial(_cross_correlation_block, lags=lags, dtype=dtype, normalization=normalization)
     cc = _map_time_blocks(kernel, arrays, lags.size, dtype)
     if not isinstance(cc, da.Array):
         warn_invalid(cc[0])
     return lags * _check_cadence(cadence), cc
 
 
-def timelag(a, b, cadence, lag_bounds=None, refine=True, min_correlation=None, dtype=np.float64):
+def timelag(a, b, cadence, lag_bounds=None, refine=True, min_correlation=None, dtype=np.float64,
+            normalization="global", uncertainty=False, significance=False):
     r"""
     Time lag and peak correlation of two series in every pixel, in one pass.
 
@@ -358,9 +395,11 @@ def timelag(a, b, cadence, lag_bounds=None, refine=True, min_correlation=None, d
 
     The refined lag locates the maximum of :math:`C_{AB}` itself, and
     :math:`C_{AB}` (global means, :math:`1/N` whatever the overlap) leans
-    slightly towards zero lag: for two Gaussian pulses 6 samples wide the
-    maximum sits 0.02 (300-sample series) to 0.07 (150 samples) samples short
-    of the true delay, against up to 0.5 samples of quantisation.
+    towards zero lag: for two Gaussian pulses 6 samples wide the maximum sits
+    0.02 (300-sample series) to 0.07 (150 samples) samples short of the true
+    delay, and for pulses :math:`e^{-(t/700\,\mathrm{s})^2}` over a baseline of a
+    fifth of their height, sampled every 60 s for 2 h, 16.6 s (0.28 samples)
+    short. ``normalization="overlap"`` removes that bias.
 
     Parameters
     ----------
@@ -374,18 +413,32 @@ def timelag(a, b, cadence, lag_bounds=None, refine=True, min_correlation=None, d
     refine : bool, optional
         Sub-cadence refinement of the lag (default `True`).
     min_correlation : float, optional
-        Pixels whose peak correlation is below this get a NaN lag.
+        Pixels whose peak correlation is below this (a number in [-1, 1]) get a
+        NaN lag.
     dtype : {numpy.float64, numpy.float32}, optional
         Precision of the transforms. float32 is faster; its peak correlations
         differ from float64 by ~1e-7 and its lags only where two lags are
         within ~1e-6 in correlation.
+    normalization : {"global", "overlap"}, optional
+        :math:`C_{AB}` (default, the peers' definition), or the Pearson
+        correlation of the samples each lag overlaps (unbiased, lags limited to
+        half the series; `sunpy_timelag.lagstats`).
+    uncertainty : bool, optional
+        Also give the one-sigma uncertainty of the lag (seconds) that the noise
+        of the series causes. With ``refine=False`` the rounding to the cadence,
+        :math:`\Delta t / \sqrt{12}`, is added in quadrature.
+    significance : bool, optional
+        Also give the chance probability of the peak correlation between
+        unrelated series with the same autocorrelations (needs at least
+        `MIN_SIGNIFICANCE_TIMES` time steps).
 
     Returns
     -------
     TimelagResult
-        ``(lag, correlation, on_bound)``, each of the spatial shape and array
-        type of ``a`` (lazy for Dask; compute them with
-        `TimelagResult.compute`, which also issues the warning).
+        ``(lag, correlation, on_bound, uncertainty, significance)``, each of the
+        spatial shape and array type of ``a`` (lazy for Dask; compute them with
+        `TimelagResult.compute`, which also issues the warning); the last two
+        are `None` unless asked for.
 
     Warns
     -----
@@ -400,10 +453,14 @@ def timelag(a, b, cadence, lag_bounds=None, refine=True, min_correlation=None, d
         refine=refine,
         min_correlation=min_correlation,
         dtype=dtype,
+        normalization=normalization,
+        uncertainty=uncertainty,
+        significance=significance,
     )[("a", "b")]
 
 
-def timelag_pairs(series, pairs, cadence, lag_bounds=None, refine=True, min_correlation=None, dtype=np.float64):
+def timelag_pairs(series, pairs, cadence, lag_bounds=None, refine=True, min_correlation=None, dtype=np.float64,
+                  normalization="global", uncertainty=False, significance=False):
     """
     `timelag` for many channel pairs at once, transforming each channel once.
 
@@ -413,11 +470,11 @@ def timelag_pairs(series, pairs, cadence, lag_bounds=None, refine=True, min_corr
         Channel key -> array of shape ``(N, ...)`` (NumPy, CuPy or Dask), all
         on the same evenly spaced grid.
     pairs : iterable of (key, key) or None
-        The pairs ``(A, B)`` to correlate (positive lag: ``B`` after ``A``).
-        Default: every pair of keys in the order of ``series``
-        (``itertools.combinations``); with channels ordered hot to cool these
-        are the hot-to-cool pairs.
-    cadence, lag_bounds, refine, min_correlation, dtype
+        The pairs ``(A, B)`` to correlate (positive lag: ``B`` after ``A``), of
+        two different keys. Default: every pair of keys in the order of
+        ``series`` (``itertools.combinations``); with channels ordered hot to
+        cool these are the hot-to-cool pairs.
+    cadence, lag_bounds, refine, min_correlation, dtype, normalization, uncertainty, significance
         As in `timelag`.
 
     Returns
@@ -427,23 +484,40 @@ def timelag_pairs(series, pairs, cadence, lag_bounds=None, refine=True, min_corr
         graph in which each channel is centred and transformed once per
         spatial chunk; compute them together with `compute`.
 
+    Raises
+    ------
+    ValueError
+        Bad ``pairs``, ``min_correlation``, ``normalization`` or lag bounds, series
+        of different shapes, or ``significance`` with fewer than
+        `MIN_SIGNIFICANCE_TIMES` time steps.
+
     Warns
     -----
     TimelagWarning
         Once, counting the pixels that are invalid in any pair (NumPy/CuPy).
     """
     pairs = _check_pairs(series, pairs)
+    min_correlation = _check_min_correlation(min_correlation)
     keys = list(dict.fromkeys(key for pair in pairs for key in pair))
     arrays = _check_series({key: series[key] for key in keys})
     dtype = _check_dtype(dtype)
     cadence = _check_cadence(cadence)
-    lags = lag_window(arrays[0].shape[0], cadence, lag_bounds)
+    n_times = arrays[0].shape[0]
+    if significance and n_times < MIN_SIGNIFICANCE_TIMES:
+        raise ValueError(
+            f"significance needs series of at least {MIN_SIGNIFICANCE_TIMES} time steps, got {n_times}: "
+            "use a longer series (or window), or significance=False"
+        )
+    lags = lag_window(n_times, cadence, lag_bounds, normalization)
     index_pairs = [(keys.index(key_a), keys.index(key_b)) for key_a, key_b in pairs]
+    fields = _fields(uncertainty, significance)
     kernel = functools.partial(
-        _timelag_block, pairs=index_pairs, lags=lags, cadence=cadence, refine=refine, dtype=dtype
+        _timelag_block, pairs=index_pairs, lags=lags, cadence=cadence, refine=refine, dtype=dtype,
+        normalization=normalization, fields=fields,
     )
-    maps = _map_time_blocks(kernel, arrays, 3 * len(pairs), np.float64)
-    results = {pair: _result(maps[3 * i : 3 * i + 3], min_correlation) for i, pair in enumerate(pairs)}
+    n = len(fields)
+    maps = _map_time_blocks(kernel, arrays, n * len(pairs), np.float64)
+    results = {pair: _result(maps[n * i : n * i + n], fields, min_correlation) for i, pair in enumerate(pairs)}
     if not isinstance(maps, da.Array):
         warn_invalid(*(result.correlation for result in results.values()))
     return results
@@ -506,39 +580,88 @@ def warn_invalid(*correlations):
 # ----------------------------------------------------------------------------- block kernels
 
 
-def _timelag_block(*channels, pairs, lags, cadence, refine, dtype):
-    """(N, ...) blocks of each channel -> (3 * n_pairs, ...) float64: lag, correlation, on_bound."""
+def _fields(uncertainty, significance):
+    """The per-pair output rows of `_timelag_block`, in order."""
+    return ("lag", "correlation", "on_bound") + ("uncertainty",) * bool(uncertainty) + \
+        ("significance",) * bool(significance)
+
+
+def _timelag_block(*channels, pairs, lags, cadence, refine, dtype, normalization, fields):
+    """(N, ...) blocks of each channel -> (len(fields) * n_pairs, ...) float64, the fields of each pair."""
     xp = array_module(channels[0])
     n_times, spatial = channels[0].shape[0], channels[0].shape[1:]
     flat = [channel.reshape(n_times, -1) for channel in channels]
     n_fft = fft_length(n_times, lags)
-    out = xp.empty((len(pairs), 3, flat[0].shape[1]))
-    for block in _pixel_blocks(xp, flat[0].shape[1], n_fft, len(channels) + 2):
-        spectra, norms = zip(*(_spectrum(f[:, block], n_fft, dtype) for f in flat), strict=True)
-        conjugates = {i: xp.conj(spectra[i]) for i, _ in pairs}
+    overlap = normalization == "overlap"
+    want_bend = "uncertainty" in fields
+    keep = overlap or want_bend
+    out = xp.empty((len(pairs), len(fields), flat[0].shape[1]))
+    n_buffers = (len(channels) + 2) * (3 if keep or "significance" in fields else 1)
+    for block in _pixel_blocks(xp, flat[0].shape[1], n_fft, n_buffers):
+        prepared = [_spectrum(f[:, block], n_fft, dtype, keep) for f in flat]
+        conjugates = {i: xp.conj(prepared[i].spectrum) for i, _ in pairs}
+        moments, powers = {}, {}
         for pair_out, (i, j) in zip(out, pairs, strict=True):
-            corr = fft_module(xp).irfft(conjugates[i] * spectra[j], n=n_fft, axis=0, overwrite_x=True)
-            lag, peak, on_bound = _peak(corr, lags, refine)
-            norm = norms[i] * norms[j]
-            valid = xp.isfinite(norm)
-            pair_out[0, block] = xp.where(valid, lag * cadence, np.nan)
-            pair_out[1, block] = peak / norm
+            a, b = prepared[i], prepared[j]
+            corr = fft_module(xp).irfft(conjugates[i] * b.spectrum, n=n_fft, axis=0, overwrite_x=True)
+            norm = a.norm * b.norm
+            if overlap:
+                for key, first in ((i, True), (j, False)):
+                    if (key, first) not in moments:
+                        moments[key, first] = lagstats.overlap_moments(
+                            lagstats.prefix_sums(prepared[key].centred), lags, n_times, first)
+                window, scale = lagstats.overlap_correlation(
+                    corr[xp.asarray(lags % n_fft)], moments[i, True], moments[j, False], lags, n_times, norm, dtype)
+                # a correlation below -1 never wins; undefined overlaps (constant stretches) are NaN
+                peak_lag, peak, on_bound, bend, shift = _peak(xp.where(xp.isnan(window), -2.0, window),
+                                                              np.arange(lags.size), refine, want_bend)
+                peak_lag, shift = peak_lag + float(lags[0]), shift + int(lags[0])
+                if want_bend:
+                    bend = bend * xp.take_along_axis(scale, (shift - int(lags[0]))[None], axis=0)[0]
+                peak = xp.where(peak < -1, np.nan, peak)
+            else:
+                peak_lag, peak, on_bound, bend, shift = _peak(corr, lags, refine, want_bend)
+                peak = peak / norm
+            valid = xp.isfinite(norm) & xp.isfinite(peak)
+            pair_out[0, block] = xp.where(valid, peak_lag * cadence, np.nan)
+            pair_out[1, block] = xp.where(valid, peak, np.nan)
             pair_out[2, block] = on_bound & valid
-    return out.reshape((3 * len(pairs),) + spatial)
+            row = 3
+            if want_bend:
+                sigma = lagstats.lag_uncertainty(a.centred, b.centred, shift, bend) * cadence
+                if not refine:
+                    sigma = xp.sqrt(sigma**2 + cadence**2 / 12)
+                pair_out[row, block] = xp.where(valid & ~on_bound, sigma, np.nan)
+                row += 1
+            if "significance" in fields:
+                for key in (i, j):
+                    if key not in powers:
+                        powers[key] = xp.square(xp.abs(prepared[key].spectrum), dtype=np.float64)
+                pair_out[row, block] = lagstats.peak_significance(
+                    powers[i], powers[j], n_fft, norm**2, xp.where(valid, peak, np.nan), lags, n_times, normalization)
+    return out.reshape((len(fields) * len(pairs),) + spatial)
 
 
-def _cross_correlation_block(a, b, lags, dtype):
+def _cross_correlation_block(a, b, lags, dtype, normalization):
     """(N, ...) blocks of two channels -> (n_lags, ...) correlation cube."""
     xp = array_module(a)
     n_times, spatial = a.shape[0], a.shape[1:]
     a, b = a.reshape(n_times, -1), b.reshape(n_times, -1)
     n_fft = fft_length(n_times, lags)
     rows = xp.asarray(lags % n_fft)
+    overlap = normalization == "overlap"
     out = xp.empty((lags.size, a.shape[1]), dtype=dtype)
-    for block in _pixel_blocks(xp, a.shape[1], n_fft, 4):
-        (spectrum_a, norm_a), (spectrum_b, norm_b) = (_spectrum(x[:, block], n_fft, dtype) for x in (a, b))
-        corr = fft_module(xp).irfft(xp.conj(spectrum_a) * spectrum_b, n=n_fft, axis=0, overwrite_x=True)
-        out[:, block] = corr[rows] / (norm_a * norm_b)
+    for block in _pixel_blocks(xp, a.shape[1], n_fft, 12 if overlap else 4):
+        first, second = (_spectrum(x[:, block], n_fft, dtype, overlap) for x in (a, b))
+        corr = fft_module(xp).irfft(xp.conj(first.spectrum) * second.spectrum, n=n_fft, axis=0, overwrite_x=True)
+        norm = first.norm * second.norm
+        if overlap:
+            moments = [lagstats.overlap_moments(lagstats.prefix_sums(x.centred), lags, n_times, role)
+                       for x, role in ((first, True), (second, False))]
+            window = lagstats.overlap_correlation(corr[rows], *moments, lags, n_times, norm, dtype)[0]
+            out[:, block] = xp.where(xp.isfinite(norm), window, np.nan)
+        else:
+            out[:, block] = corr[rows] / norm
     return out.reshape((lags.size,) + spatial)
 
 
@@ -548,12 +671,19 @@ def _pixel_blocks(xp, n_pixels, n_fft, n_buffers):
     return [slice(start, start + step) for start in range(0, n_pixels, step)]
 
 
-def _spectrum(x, n_fft, dtype):
+class _Spectrum(NamedTuple):
+    spectrum: Any
+    norm: Any
+    centred: Any
+
+
+def _spectrum(x, n_fft, dtype, keep=False):
     """
     Real FFT of the centred columns of ``x`` (N, pixels), zero-padded to ``n_fft``.
 
-    Returns the spectrum and the norm of each centred column, NaN where the
-    column is constant or contains NaN. The mean is taken in float64.
+    Returns the spectrum, the norm of each centred column (NaN where the
+    column is constant or contains NaN) and, with ``keep``, a float64 copy of
+    the centred columns. The mean is taken in float64.
     """
     xp = array_module(x)
     mean = x.mean(axis=0, dtype=np.float64)
@@ -561,19 +691,22 @@ def _spectrum(x, n_fft, dtype):
     centred = padded[: x.shape[0]]
     with np.errstate(invalid="ignore"):
         xp.subtract(x, mean, out=centred, casting="unsafe")
+        kept = (x - mean).astype(np.float64, copy=False) if keep else None
     norm = xp.sqrt(xp.square(centred).sum(axis=0, dtype=np.float64))
     rtol = max(_CONSTANT_RTOL, _CONSTANT_ULPS * np.finfo(x.dtype).eps) if x.dtype.kind == "f" else _CONSTANT_RTOL
     valid = norm > rtol * math.sqrt(x.shape[0]) * xp.abs(mean)
     norm = xp.where(valid, norm, np.nan)
-    return fft_module(xp).rfft(padded, axis=0, overwrite_x=True), norm
+    return _Spectrum(fft_module(xp).rfft(padded, axis=0, overwrite_x=True), norm, kept)
 
 
-def _peak(corr, lags, refine):
+def _peak(corr, lags, refine, curvature=False):
     """
     Peak of one block of circular correlations ``corr`` (n_fft, pixels) in the lag window.
 
-    Returns the lag in samples (refined or not), the unnormalised peak value
-    and the on-bound flag, per pixel.
+    Returns, per pixel, the lag in samples (refined or not), the unnormalised
+    peak value, the on-bound flag, the curvature ``C[-1] - 2 C[0] + C[+1]`` of
+    the correlation at the peak (0 on a bound; `None` unless ``curvature``)
+    and the integer lag of the peak.
     """
     xp = array_module(corr)
     n_fft, pixels = corr.shape[0], xp.arange(corr.shape[1])
@@ -582,10 +715,14 @@ def _peak(corr, lags, refine):
     peak = corr[rows, pixels]
     on_bound = (index == 0) | (index == lags.size - 1)
     lag = index + float(lags[0])
-    if refine:
+    bend = None
+    if refine or curvature:
         before, after = corr[(rows - 1) % n_fft, pixels], corr[(rows + 1) % n_fft, pixels]
-        lag += _parabola_vertex(before, peak, after, on_bound)
-    return lag, peak, on_bound
+        if refine:
+            lag += _parabola_vertex(before, peak, after, on_bound)
+        if curvature:
+            bend = xp.where(on_bound, 0.0, before - 2 * peak + after)
+    return lag, peak, on_bound, bend, index + int(lags[0])
 
 
 def _window_argmax(corr, lags, pixels):
@@ -653,12 +790,13 @@ def _map_time_blocks(kernel, arrays, n_out, dtype):
     return da.map_blocks(kernel, *arrays, chunks=((n_out,),) + first.chunks[1:], dtype=dtype, meta=meta)
 
 
-def _result(maps, min_correlation):
-    """A TimelagResult from the (3, ...) lag/correlation/on_bound stack of one pair."""
-    lag, correlation, on_bound = maps[0], maps[1], maps[2] > 0.5
+def _result(maps, fields, min_correlation):
+    """A TimelagResult from the (len(fields), ...) stack of one pair (see `_fields`)."""
+    values = {field: maps[row] for row, field in enumerate(fields)}
+    values["on_bound"] = values["on_bound"] > 0.5
     if min_correlation is not None:
-        lag = np.where(correlation >= float(min_correlation), lag, np.nan)
-    return TimelagResult(lag, correlation, on_bound)
+        values["lag"] = np.where(values["correlation"] >= min_correlation, values["lag"], np.nan)
+    return TimelagResult(**values)
 
 
 # ----------------------------------------------------------------------------- input checks
@@ -718,6 +856,8 @@ def _check_pairs(series, pairs):
         unknown = [key for key in pair if key not in series]
         if unknown:
             raise ValueError(f"pairs names unknown channel(s) {unknown}; known: {list(series)}")
+        if pair[0] == pair[1]:
+            raise ValueError(f"pairs holds {pair!r}, a channel paired with itself: pair two different channels")
     return pairs
 
 
@@ -737,3 +877,21 @@ def _check_series(series):
             )
     _check_n_times(arrays[0].shape[0])
     return arrays
+
+
+def _check_min_correlation(min_correlation):
+    if min_correlation is None:
+        return None
+    try:
+        value = float(min_correlation)
+    except (TypeError, ValueError):
+        raise ValueError(f"min_correlation must be a number in [-1, 1], got {min_correlation!r}") from None
+    if not -1 <= value <= 1:  # NaN fails too
+        raise ValueError(f"min_correlation must be a number in [-1, 1], got {value}")
+    return value
+
+
+def _check_normalization(normalization):
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    return normalization

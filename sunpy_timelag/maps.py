@@ -5,13 +5,14 @@ import astropy.units as u
 import dask.array as da
 import numpy as np
 import sunpy.map
-from matplotlib.colors import Normalize
+from astropy.nddata import StdDevUncertainty
+from matplotlib.colors import LogNorm, Normalize
 from sunpy.map.header_helper import get_observer_meta
 from sunpy.util.metadata import MetaDict
 
 __all__ = [
     "header_map", "celestial_header", "frame_header", "cube_header", "pair_header", "timelag_map",
-    "correlation_map",
+    "correlation_map", "uncertainty_map", "significance_map",
 ]
 
 #: Keywords describing the celestial WCS, replaced as a whole when the WCS changes.
@@ -117,7 +118,7 @@ def cube_header(cube):
     })
 
 
-def pair_header(base, pair, grid, lag_bounds, content, unit):
+def pair_header(base, pair, grid, lag_bounds, normalization, content, unit):
     """
     The header of a result map of the channel pair ``(A, B)``.
 
@@ -131,6 +132,8 @@ def pair_header(base, pair, grid, lag_bounds, content, unit):
         The common time grid the series were correlated on.
     lag_bounds : `~astropy.units.Quantity`
         The smallest and largest lags searched.
+    normalization : str
+        The normalisation of the cross-correlation (``LAGNORM``), e.g. ``"global"``.
     content : str
         What the map holds, e.g. ``"time lag"``.
     unit : str
@@ -151,13 +154,14 @@ def pair_header(base, pair, grid, lag_bounds, content, unit):
         "LAGMIN": lag_bounds[0].to_value(u.s),
         "LAGMAX": lag_bounds[1].to_value(u.s),
         "CADENCE": (grid[1] - grid[0]).to(u.s).value,
+        "LAGNORM": normalization,
         "COMMENT": f"{content} of channels {pair[0]} and {pair[1]}; positive lag: {pair[1]} peaks after "
                    f"{pair[0]} (Viall & Klimchuk 2012), computed by sunpy_timelag",
     })
     return header
 
 
-def timelag_map(lag, base, pair, grid, lag_bounds, on_bound=None):
+def timelag_map(lag, base, pair, grid, lag_bounds, normalization, on_bound=None, uncertainty=None):
     """
     A time-lag `~sunpy.map.GenericMap` (unit s), drawn on a diverging colormap centred on zero.
 
@@ -165,38 +169,82 @@ def timelag_map(lag, base, pair, grid, lag_bounds, on_bound=None):
     ----------
     lag : numpy.ndarray
         Lag in seconds per pixel.
-    base, pair, grid, lag_bounds
+    base, pair, grid, lag_bounds, normalization
         See `pair_header`.
     on_bound : numpy.ndarray of bool, optional
         Pixels whose peak sits on a lag bound, stored as the map's mask.
+    uncertainty : numpy.ndarray, optional
+        One-sigma uncertainty of the lag in seconds, stored as the map's
+        `~astropy.nddata.StdDevUncertainty`.
 
     Returns
     -------
     `~sunpy.map.GenericMap`
     """
     extent = np.max(np.abs(lag_bounds.to_value(u.s)))
-    header = pair_header(base, pair, grid, lag_bounds, "time lag", "s")
+    header = pair_header(base, pair, grid, lag_bounds, normalization, "time lag", "s")
     return sunpy.map.GenericMap(
         lag, header, mask=on_bound,
+        uncertainty=None if uncertainty is None else StdDevUncertainty(uncertainty, unit=u.s),
         plot_settings={"cmap": "RdBu_r", "norm": Normalize(vmin=-extent, vmax=extent)},
     )
 
 
-def correlation_map(correlation, base, pair, grid, lag_bounds):
+def correlation_map(correlation, base, pair, grid, lag_bounds, normalization):
     """
     A peak cross-correlation `~sunpy.map.GenericMap` (dimensionless), drawn from 0 to 1.
 
     Parameters
     ----------
     correlation : numpy.ndarray
-    base, pair, grid, lag_bounds
+    base, pair, grid, lag_bounds, normalization
         See `pair_header`.
 
     Returns
     -------
     `~sunpy.map.GenericMap`
     """
-    header = pair_header(base, pair, grid, lag_bounds, "peak cross-correlation", "")
+    header = pair_header(base, pair, grid, lag_bounds, normalization, "peak cross-correlation", "")
     return sunpy.map.GenericMap(
         correlation, header, plot_settings={"cmap": "magma", "norm": Normalize(vmin=0, vmax=1)}
+    )
+
+
+def uncertainty_map(sigma, base, pair, grid, lag_bounds, normalization):
+    """
+    A `~sunpy.map.GenericMap` of the one-sigma uncertainty of the time lag (unit s), drawn from 0.
+
+    Parameters
+    ----------
+    sigma : numpy.ndarray
+    base, pair, grid, lag_bounds, normalization
+        See `pair_header`.
+
+    Returns
+    -------
+    `~sunpy.map.GenericMap`
+    """
+    header = pair_header(base, pair, grid, lag_bounds, normalization, "time lag uncertainty", "s")
+    top = np.nanpercentile(sigma, 99) if np.isfinite(sigma).any() else 1.0
+    return sunpy.map.GenericMap(sigma, header, plot_settings={"cmap": "viridis", "norm": Normalize(vmin=0, vmax=top)})
+
+
+def significance_map(probability, base, pair, grid, lag_bounds, normalization):
+    """
+    A `~sunpy.map.GenericMap` of the chance probability of the peak correlation, drawn on a log scale.
+
+    Parameters
+    ----------
+    probability : numpy.ndarray
+        In [0, 1]; small values are significant.
+    base, pair, grid, lag_bounds, normalization
+        See `pair_header`.
+
+    Returns
+    -------
+    `~sunpy.map.GenericMap`
+    """
+    header = pair_header(base, pair, grid, lag_bounds, normalization, "chance probability of the peak correlation", "")
+    return sunpy.map.GenericMap(
+        probability, header, plot_settings={"cmap": "cividis_r", "norm": LogNorm(vmin=1e-6, vmax=1, clip=True)}
     )

@@ -370,6 +370,95 @@ def test_bad_inputs_name_the_argument():
         lags.timelag(a, b, CADENCE, dtype=np.int32)
     with pytest.raises(ValueError, match="unknown channel"):
         lags.timelag_pairs({94: a, 335: b}, [(94, 171)], CADENCE)
+    with pytest.raises(ValueError, match=r"pairs holds \(335, 335\), a channel paired with itself"):
+        lags.timelag_pairs({94: a, 335: b}, [(94, 335), (335, 335)], CADENCE)
+
+
+@pytest.mark.parametrize("value", [1.5, -1.01, np.nan, "high"])
+def test_min_correlation_outside_minus_one_to_one(value):
+    a, b = random_pair((30, 2))
+    with pytest.raises(ValueError, match=r"min_correlation must be a number in \[-1, 1\], got"):
+        lags.timelag(a, b, CADENCE, min_correlation=value)
+
+
+# ----------------------------------------------------------------------------- overlap normalisation
+
+
+def delayed_pulses(delays, n_times=120, cadence=60.0, width=700.0, baseline=0.2, centre=3000.0):
+    """Issue 13's example: pulses exp(-(t/width)^2) over a baseline, and the same pulses delayed."""
+    t = np.arange(n_times)[:, None] * cadence + 0 * delays
+    return baseline + np.exp(-(((t - centre) / width) ** 2)), baseline + np.exp(-(((t - centre - delays) / width) ** 2))
+
+
+def test_global_normalisation_is_biased_and_overlap_is_not():
+    delays = np.arange(-600.0, 2001.0, 100.0)
+    a, b = delayed_pulses(delays)
+    biased = lags.timelag(a, b, 60.0, lag_bounds=(-3000, 3000))
+    unbiased = lags.timelag(a, b, 60.0, lag_bounds=(-3000, 3000), normalization="overlap")
+    shortfall = np.sign(delays) * (delays - biased.lag)  # towards zero lag
+    nonzero = delays != 0
+    np.testing.assert_allclose(shortfall[nonzero], 16.6, atol=0.2)  # 0.28 of the cadence, every delay
+    assert np.max(np.abs(unbiased.lag - delays)) < 0.25
+    assert np.all(np.abs(unbiased.lag - delays)[nonzero] < 0.02 * shortfall[nonzero])
+
+
+def pearson_by_brute_force(a, b, lag):
+    """np.corrcoef of the samples that ``lag`` overlaps (b shifted by ``lag`` against a)."""
+    n = a.size
+    return np.corrcoef(a[max(0, -lag) : n - max(0, lag)], b[max(0, lag) : n - max(0, -lag)])[0, 1]
+
+
+@pytest.mark.parametrize("bounds", [None, (-120.0, 240.0), (36.0, 900.0)])
+@pytest.mark.parametrize("chunks", [None, (17, 2, 3)])
+def test_overlap_equals_pearson_of_the_overlapping_samples(bounds, chunks):
+    a, b = structured_pair(n_times=50, shape=(3, 4))
+    a[:, 0, 0] += 0.3 * np.arange(50)  # a trend: the overlap means differ from the global ones
+    inputs = (a, b) if chunks is None else (da.from_array(a, chunks=chunks), da.from_array(b, chunks=chunks))
+    lag_seconds, cc = lags.cross_correlation(*inputs, CADENCE, lag_bounds=bounds, normalization="overlap")
+    cc = np.asarray(cc)
+    steps = np.rint(lag_seconds / CADENCE).astype(int)
+    expected_steps = np.arange(-25, 26) if bounds is None else np.arange(-10, 21) if bounds[0] < 0 else np.arange(3, 26)
+    np.testing.assert_array_equal(steps, expected_steps)  # at most half the series: |k| <= 25
+    for y, x in [(0, 0), (1, 2), (2, 3)]:
+        expected = [pearson_by_brute_force(a[:, y, x], b[:, y, x], k) for k in steps]
+        np.testing.assert_allclose(cc[:, y, x], expected, rtol=0, atol=1e-12)
+    peak = lags.timelag(*inputs, CADENCE, lag_bounds=bounds, refine=False, normalization="overlap")
+    if chunks is not None:
+        peak = peak.compute()
+    np.testing.assert_allclose(peak.correlation, cc.max(axis=0), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(peak.lag, lag_seconds[cc.argmax(axis=0)])
+
+
+def test_overlap_refines_its_own_peak_and_keeps_float32_close():
+    a, b = structured_pair()
+    lag_seconds, cc = lags.cross_correlation(a, b, CADENCE, lag_bounds=(-240, 240), normalization="overlap")
+    refined = lags.timelag(a, b, CADENCE, lag_bounds=(-240, 240), normalization="overlap")
+    index = cc.argmax(axis=0)
+    inner = (index > 0) & (index < lag_seconds.size - 1)
+    before, peak, after = (np.take_along_axis(cc, (index + d)[None].clip(0, lag_seconds.size - 1), 0)[0]
+                           for d in (-1, 0, 1))
+    vertex = lag_seconds[index] + CADENCE * 0.5 * (before - after) / (before - 2 * peak + after)
+    np.testing.assert_allclose(refined.lag[inner], vertex[inner], atol=1e-9)
+    single = lags.timelag(a, b, CADENCE, lag_bounds=(-240, 240), normalization="overlap", dtype=np.float32)
+    np.testing.assert_allclose(single.correlation, refined.correlation, atol=1e-5)
+
+
+def test_overlap_nan_and_constant_pixels():
+    a, b = structured_pair()
+    a[:, 0, 0] = 7.1
+    b[3, 1, 1] = np.nan
+    with pytest.warns(lags.TimelagWarning, match="2 of 30 pixels"):
+        result = lags.timelag(a, b, CADENCE, normalization="overlap")
+    assert np.isnan(result.lag[0, 0]) and np.isnan(result.correlation[1, 1]) and np.isfinite(result.lag[2:]).all()
+
+
+def test_overlap_lag_window():
+    np.testing.assert_array_equal(lags.lag_window(11, 12.0, normalization="overlap"), np.arange(-5, 6))
+    np.testing.assert_array_equal(lags.lag_window(11, 12.0, (-1e9, 24), normalization="overlap"), np.arange(-5, 3))
+    with pytest.raises(ValueError, match="select no lag"):
+        lags.lag_window(11, 12.0, (100, 200), normalization="overlap")
+    with pytest.raises(ValueError, match=r"normalization must be one of \('global', 'overlap'\), got 'pearson'"):
+        lags.timelag(*structured_pair(), CADENCE, normalization="pearson")
 
 
 # ----------------------------------------------------------------------------- many pairs
@@ -433,11 +522,16 @@ def test_cupy_equals_numpy():
     if not backend.cupy_available():
         pytest.skip("no GPU visible to CuPy")
     a, b = structured_pair()
-    expected = lags.timelag(a, b, CADENCE, (-240, 240))
-    on_gpu = lags.timelag(cupy.asarray(a), cupy.asarray(b), CADENCE, (-240, 240))
-    assert backend.is_cupy_array(on_gpu.lag)
-    for got, want in zip(on_gpu, expected, strict=True):
-        np.testing.assert_allclose(backend.to_numpy(got), want, atol=1e-9)
+    for options in ({}, {"normalization": "overlap", "uncertainty": True, "significance": True}):
+        expected = lags.timelag(a, b, CADENCE, (-240, 240), **options)
+        on_gpu = lags.timelag(cupy.asarray(a), cupy.asarray(b), CADENCE, (-240, 240), **options)
+        assert backend.is_cupy_array(on_gpu.lag)
+        for got, want in zip(on_gpu, expected, strict=True):
+            if want is not None:
+                np.testing.assert_allclose(backend.to_numpy(got), want, atol=1e-9)
+    _, cc = lags.cross_correlation(cupy.asarray(a), cupy.asarray(b), CADENCE, normalization="overlap")
+    np.testing.assert_allclose(backend.to_numpy(cc), lags.cross_correlation(a, b, CADENCE, normalization="overlap")[1],
+                               atol=1e-12)
     lazy = lags.timelag(da.from_array(cupy.asarray(a), chunks=(40, 3, 3)), da.from_array(cupy.asarray(b)), 12.0)
     with dask.config.set(scheduler="threads"):
         np.testing.assert_allclose(backend.to_numpy(lazy.compute().lag), lags.timelag(a, b, CADENCE).lag)
