@@ -509,7 +509,7 @@ def derotate_frame(window, origin, reference, source, seconds, frame_angle, rate
         # the outer half of an edge pixel takes its value (as reproject does)
         coordinates = xp.stack([xp.clip(sy, 0, frame_shape[0] - 1) - origin[0],
                                 xp.clip(sx, 0, frame_shape[1] - 1) - origin[1]])
-        coordinates[:, ~valid] = -1.0e3  # far outside the window: 0, replaced below
+        coordinates = xp.where(valid, coordinates, -1.0e3)  # far outside the window: 0, replaced below
         block = ndimage.map_coordinates(coefficients, coordinates, order=order, mode="constant", cval=0.0,
                                         prefilter=False)
         block = xp.where(valid, block, missing)
