@@ -12,7 +12,14 @@ from sunpy.util.metadata import MetaDict
 from . import analysis, lags
 from .backend import array_module
 from .io.files import resolve_files
-from .io.headers import check_frames, frame_exposures, frame_times, naming_unreadable_headers, scan_headers
+from .io.headers import (
+    check_frames,
+    frame_exposures,
+    frame_times,
+    naming_unreadable_headers,
+    scan_headers,
+    select_quality,
+)
 from .io.loader import FITSFrameLoader, stack_arrays
 from .io.meta import FrameMeta
 from .io.source import FileSource
@@ -51,7 +58,7 @@ class TimelagCube(PrepMixin, NDCube):
     # ---- construction -------------------------------------------------------------------------
 
     @classmethod
-    def from_files(cls, paths, *, hdu=None, pointing_tolerance=1.0, max_workers=None):
+    def from_files(cls, paths, *, hdu=None, pointing_tolerance=1.0, quality="exclude", max_workers=None):
         """
         A lazy cube over many FITS files, one image per file.
 
@@ -74,6 +81,13 @@ class TimelagCube(PrepMixin, NDCube):
         pointing_tolerance : float
             Largest pointing difference between frames, in pixels, anywhere in the field
             of view. The cube uses the celestial WCS of its first frame.
+        quality : {"exclude", "keep"}
+            What to do with frames flagged in AIA's ``QUALITY`` keyword (not 0: missing or
+            corrupt data, eclipse, calibration, ...; aiapy's ``check_quality_flag`` names the
+            bits): ``"exclude"`` leaves them out of the cube, as missing frames, with a
+            `~sunpy_timelag.lags.TimelagWarning` naming how many, the first few and their
+            flags' meanings; ``"keep"`` keeps them. See
+            `~sunpy_timelag.io.headers.select_quality`.
         max_workers : int, optional
             Threads reading headers.
 
@@ -92,12 +106,24 @@ class TimelagCube(PrepMixin, NDCube):
             truncated, or has an unreadable header.
         ValueError
             Frames of different shape, dtype, channel or pointing, without observation
-            time, with duplicate times, or mixing start and mid-exposure times.
+            time, with duplicate times, or mixing start and mid-exposure times; a
+            ``QUALITY`` that is not an integer, or every frame flagged (and excluded).
+
+        Warns
+        -----
+        ~sunpy_timelag.lags.TimelagWarning
+            When frames flagged in ``QUALITY`` are left out.
         """
         files = resolve_files(paths)
         frames = scan_headers(files, hdu=hdu, max_workers=max_workers)
         headers = [frame.header for frame in frames]
         names = [frame.name for frame in frames]
+        with naming_unreadable_headers(headers, names):
+            keep = select_quality(headers, names, quality)
+        if not keep.all():  # flagged frames are left out, as missing ones
+            files, frames = ([x for x, k in zip(items, keep, strict=True) if k] for items in (files, frames))
+            headers = [frame.header for frame in frames]
+            names = [frame.name for frame in frames]
         with naming_unreadable_headers(headers, names):
             times = frame_times(headers, names)
             shapes = [frame.shape for frame in frames]

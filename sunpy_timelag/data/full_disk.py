@@ -53,7 +53,6 @@ import sunpy.map
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.time import Time
-from astropy.wcs import WCS
 from sunpy.coordinates import sun
 
 from ..exceptions import OutputPathError
@@ -174,13 +173,13 @@ class FullDiskObservation:
 
     @cached_property
     def headers(self):
-        """dict of list of `~astropy.io.fits.Header`: each frame's header, as written."""
+        """dict of list of `~astropy.io.fits.Header`: each frame's image header, as written (HDU 1)."""
         return {c: [_header(self._templates[c], values) for values in self._values[c]] for c in self.channels}
 
     @property
     def reference_wcs(self):
-        """`~astropy.wcs.WCS` of the reference grid."""
-        return WCS(self.truth_header)
+        """`~astropy.wcs.WCS` of the reference grid (with its observer, as sunpy gives it)."""
+        return sunpy.map.Map(np.zeros(self.loop_mask.shape), self.truth_header).wcs
 
     def true_timelag(self, a, b):
         r"""
@@ -214,7 +213,7 @@ class FullDiskObservation:
         `~sunpy.map.GenericMap`
         """
         meta = self.truth_header.copy()
-        meta.update(bunit="s", lvl_num=1.5)
+        meta["bunit"] = "s"
         return sunpy.map.Map(self.true_timelag(a, b), meta)
 
 
@@ -367,11 +366,12 @@ def _frame_values(times, exposure, crpix, roll, cdelt, faults, shape):
     values = []
     for i in range(len(times)):
         frame = {
-            "T_OBS": f"{t_obs[i]}Z", "DATE-OBS": date_obs[i], "EXPTIME": exposure[i],
-            "CRPIX1": crpix[i, 0], "CRPIX2": crpix[i, 1], "CROTA2": roll[i], "INST_ROT": roll[i],
-            "X0_MP": crpix[i, 0] - 1, "Y0_MP": crpix[i, 1] - 1,
-            "DSUN_OBS": round(dsun[i], 1), "RSUN_OBS": round(rsun[i], 6), "R_SUN": round(rsun[i] / cdelt, 6),
-            "HGLT_OBS": round(b0[i], 6), "CRLT_OBS": round(b0[i], 6), "CRLN_OBS": round(l0[i], 6),
+            "T_OBS": f"{t_obs[i]}Z", "DATE-OBS": str(date_obs[i]), "EXPTIME": float(exposure[i]),
+            "CRPIX1": float(crpix[i, 0]), "CRPIX2": float(crpix[i, 1]), "CROTA2": float(roll[i]),
+            "INST_ROT": float(roll[i]), "X0_MP": float(crpix[i, 0] - 1), "Y0_MP": float(crpix[i, 1] - 1),
+            "DSUN_OBS": round(float(dsun[i]), 1), "RSUN_OBS": round(float(rsun[i]), 6),
+            "R_SUN": round(float(rsun[i] / cdelt), 6), "HGLT_OBS": round(float(b0[i]), 6),
+            "CRLT_OBS": round(float(b0[i]), 6), "CRLN_OBS": round(float(l0[i]), 6),
             "QUALITY": 0, "AISTATE": "CLOSED", "ACS_ECLP": "NO",
             "MISSVALS": 0, "DATAVALS": total, "PERCENTD": 100.0,
         }
@@ -389,12 +389,13 @@ def _frame_values(times, exposure, crpix, roll, cdelt, faults, shape):
 def _constant_header(wavelength, shape, cdelt):
     channel = _CHANNELS[wavelength]
     return fits.Header({
-        "TELESCOP": "SDO/AIA", "INSTRUME": channel.instrument, "DETECTOR": "AIA",
+        "XTENSION": "IMAGE", "BITPIX": 16, "NAXIS": 2, "NAXIS1": shape[1], "NAXIS2": shape[0], "PCOUNT": 0,
+        "GCOUNT": 1, "TELESCOP": "SDO/AIA", "INSTRUME": channel.instrument, "DETECTOR": "AIA",
         "CAMERA": int(channel.instrument[-1]), "ORIGIN": ORIGIN,
         "WAVELNTH": wavelength, "WAVEUNIT": "angstrom", "WAVE_STR": f"{wavelength}_THIN", "IMG_TYPE": "LIGHT",
         "LVL_NUM": 1.0, "PIXLUNIT": "DN", "BLANK": BLANK,
         "CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CUNIT1": "arcsec", "CUNIT2": "arcsec",
-        "CDELT1": cdelt, "CDELT2": cdelt, "CRVAL1": 0.0, "CRVAL2": 0.0, "IMSCL_MP": AIA_PLATE_SCALE,
+        "CDELT1": float(cdelt), "CDELT2": float(cdelt), "CRVAL1": 0.0, "CRVAL2": 0.0, "IMSCL_MP": AIA_PLATE_SCALE,
         "HGLN_OBS": 0.0, "RSUN_REF": RSUN_REF, "DSUN_REF": 149597870691.0,
         "ACS_MODE": "SCIENCE", "ACS_SUNP": "YES", "ACS_SAFE": "NO", "AECMODE": "ON",
         "TOTVALS": shape[0] * shape[1],

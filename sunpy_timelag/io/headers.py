@@ -4,6 +4,7 @@ Header scan: read and check the FITS headers of many frames, in parallel, withou
 import contextlib
 import operator
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -13,7 +14,8 @@ from astropy.time import Time, TimeDelta
 
 from ..exceptions import InputFileError
 
-__all__ = ["FrameHeader", "scan_headers", "frame_times", "frame_exposures", "check_frames"]
+__all__ = ["FrameHeader", "scan_headers", "frame_times", "frame_exposures", "check_frames", "select_quality",
+           "quality_meanings"]
 
 #: Header keywords giving the observation time of a frame, in order of preference: the mid-exposure
 #: time (AIA's ``T_OBS``, FITS ``DATE-AVG``) before the start (``DATE-OBS``, + ``EXPTIME`` / 2).
@@ -397,3 +399,100 @@ def _number(header, keyword, default, name):
         return float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name}: {keyword} = {value!r} is not a number") from None
+
+
+#: What `select_quality` does with frames flagged in ``QUALITY``.
+QUALITY_CHOICES = ("exclude", "keep")
+#: Flagged frames named in the warning of `select_quality`.
+_NAMED = 3
+
+
+def select_quality(headers, names, quality="exclude"):
+    """
+    The frames to keep, judged by AIA's ``QUALITY`` keyword as aiapy reads it.
+
+    AIA sets bits of ``QUALITY`` (a 32-bit integer) for frames taken in non-nominal conditions:
+    missing or corrupt data, an open image-stabilisation loop, eclipses, calibration, dark or
+    quick-look images, ... (section 7.7.6 of the SDO user guide). aiapy's ``check_quality_flag``
+    names the bits and calls a frame nominal only when none is set: a frame is *flagged* when its
+    ``QUALITY`` is not 0 (a negative value is the same 32 bits read as a signed integer). A frame
+    without ``QUALITY`` (not from AIA) is nominal.
+
+    Parameters
+    ----------
+    headers : list of dict-like
+    names : list of str
+        Names of the frames, for messages.
+    quality : {"exclude", "keep"}
+        ``"exclude"``: leave the flagged frames out, with a warning naming how many, the first few
+        and what their flags mean. ``"keep"``: keep every frame.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean, one per frame: `True` for the frames to keep.
+
+    Raises
+    ------
+    ValueError
+        If ``quality`` is not one of `QUALITY_CHOICES`, a ``QUALITY`` is not an integer (naming its
+        frame), or every frame is flagged and ``quality`` is ``"exclude"``.
+
+    Warns
+    -----
+    ~sunpy_timelag.lags.TimelagWarning
+        When flagged frames are left out.
+    """
+    if quality not in QUALITY_CHOICES:
+        raise ValueError(f"quality must be one of {QUALITY_CHOICES}, got {quality!r}")
+    flags = np.array([_quality(header, name) for header, name in zip(headers, names, strict=True)], dtype=np.int64)
+    keep = (flags == 0) | (quality == "keep")
+    flagged = np.flatnonzero(~keep)
+    if flagged.size == 0:
+        return keep
+    flagged_what = "flagged in QUALITY (not nominal, as aiapy's check_quality_flag reads it)"
+    if flagged.size == len(names):
+        raise ValueError(f"all {flagged.size} frames are {flagged_what}: pass quality='keep' to use them")
+    described = "; ".join(f"{names[i]} (QUALITY={flags[i]}: {', '.join(quality_meanings(flags[i]))})"
+                          for i in flagged[:_NAMED])
+    more = f"; and {flagged.size - _NAMED} more" if flagged.size > _NAMED else ""
+    from ..lags import TimelagWarning
+
+    warnings.warn(f"left out {flagged.size} of {len(names)} frames {flagged_what}: {described}{more}. "
+                  "Pass quality='keep' to use them.", TimelagWarning,
+                  stacklevel=3)
+    return keep
+
+
+def quality_meanings(quality):
+    """
+    What the bits set in a ``QUALITY`` value mean: aiapy's ``check_quality_flag``.
+
+    Parameters
+    ----------
+    quality : int
+        0 to 2**32 - 1.
+
+    Returns
+    -------
+    list of str
+        ``["nominal"]`` for 0.
+    """
+    try:
+        from aiapy.utils import check_quality_flag
+    except ImportError:  # aiapy < 0.11
+        from aiapy.util import check_quality_flag
+    return check_quality_flag(int(quality))
+
+
+def _quality(header, name):
+    """The ``QUALITY`` of a frame as 32 unsigned bits (0 when absent)."""
+    value = header.get("QUALITY")
+    if value is None or value == "":
+        return 0
+    try:
+        if isinstance(value, bool) or float(value) != int(value):
+            raise ValueError
+        return int(value) & 0xFFFFFFFF
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} has QUALITY={value!r}, which is not an integer") from None
