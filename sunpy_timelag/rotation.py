@@ -49,10 +49,13 @@ Cartesian coordinates:
    :math:`\xi = (P - O')\cdot U' / (P - O')\cdot C'`, :math:`\eta = (P - O')\cdot V' / (P -
    O')\cdot C'`, :math:`p = M'^{-1} (\xi, \eta) + p'_0`.
 
-The frame's value at :math:`p` is then the interpolating B-spline of `scipy.ndimage.map_coordinates`
-(`cupyx.scipy.ndimage` for CuPy arrays), of the source pixels only in the window the mapping reaches.
-Pixels off the disk at the reference time, rotated out of sight, or falling outside the frame get
-``missing``.
+These agree with sunpy's transforms to about :math:`10^{-8}` pixel. The mapping is smooth, so
+`grid_coordinates` evaluates it exactly only on control points and interpolates between them, within
+`MAPPING_TOLERANCE`, falling back to the exact mapping near the limb; `source_window` bounds the pixels
+of a frame that it reaches. The frame's value at :math:`p` is then the interpolating B-spline of
+`scipy.ndimage.map_coordinates` (`cupyx.scipy.ndimage` for CuPy arrays) of that window
+(`derotate_frame`). Pixels off the disk at the reference time, rotated out of sight, or falling off the
+frame get ``missing``.
 
 Everything here is numbers (NumPy or CuPy arrays, floats); `sunpy_timelag.prep.PrepMixin.derotate`
 reads the grids, observers and times from the cube with sunpy.
@@ -65,8 +68,8 @@ import numpy as np
 from .aia.register import NAN_NEIGHBOURHOOD, POLES
 from .backend import array_module, ndimage_module
 
-__all__ = ["View", "pixel_to_surface", "rotate", "surface_to_pixel", "derotation_coordinates", "source_window",
-           "derotate_frame"]
+__all__ = ["View", "pixel_to_surface", "rotate", "surface_to_pixel", "derotation_coordinates", "grid_coordinates",
+           "source_window", "derotate_frame"]
 
 #: Largest number of output pixels mapped and interpolated at once (bounds the temporary arrays).
 BLOCK_PIXELS = 1 << 20
@@ -275,7 +278,7 @@ def _window_max(a, size, axis):
     return xp.moveaxis(out, 0, axis)
 
 
-def stride(view):
+def _stride(view):
     """
     The spacing of the control points of `grid_coordinates` in pixels of ``view``: `STRIDE`, or less
     for a disk smaller than 8 strides in radius (at least 2).
@@ -287,9 +290,9 @@ def grid_coordinates(rows, nx, reference, source, seconds, frame_angle, rates, *
     r"""
     `derotation_coordinates` of rows ``rows[0]:rows[1]`` of the reference grid, all ``nx`` columns.
 
-    The mapping is smooth, so it is computed exactly on control points every `STRIDE` pixels and
-    interpolated between them by the tensor-product cubic through the 4 x 4 nearest control points,
-    whose error in a cell is
+    The mapping is smooth, so it is computed exactly on control points every `STRIDE` pixels (fewer
+    for a disk under 8 strides in radius) and interpolated between them by the tensor-product cubic
+    through the 4 x 4 nearest control points, whose error in a cell is
 
     .. math::
 
@@ -319,7 +322,7 @@ def grid_coordinates(rows, nx, reference, source, seconds, frame_angle, rates, *
         ``(stop - first, nx)`` pixels of the source frame, NaN where there is none.
     """
     first, stop = rows
-    h = stride(reference)
+    h = _stride(reference)
     # whole cells of h x h pixels: rows of cells top ... bottom - 1, columns 0 ... ncx - 1; control
     # points on their corners, from two cells before the first to three after the last
     top, bottom, ncx = first // h, -(-stop // h), -(-nx // h)
@@ -381,7 +384,7 @@ def _inside(x, y, shape):
     return (x >= -0.5) & (x <= shape[1] - 0.5) & (y >= -0.5) & (y <= shape[0] - 0.5)
 
 
-def prefilter_margin(order):
+def _prefilter_margin(order):
     """
     Pixels beyond the interpolation's footprint that a window of a frame keeps, so that the spline
     prefilter's mirrored edge changes the coefficients used by less than `PREFILTER_TOLERANCE`.
@@ -408,8 +411,9 @@ def source_window(shape, reference, source, seconds, frame_angle, rates, frame_s
     The mapping is smooth and one-to-one where it is defined, so the pixels it reaches are bounded
     by the images of the edges of the region where it is defined: the reference grid's edges, the
     reference limb within the grid, and the source limb where the rotation carries part of the grid
-    out of sight. Each is sampled every pixel or less; the window adds the interpolation's footprint
-    and the prefilter's margin (`prefilter_margin`), clipped to the frame.
+    out of sight (the limbs only where the grid's edges leave the disk or the part in sight: both
+    are convex). Each is sampled every pixel or less; the window adds the interpolation's footprint
+    and the prefilter's margin, clipped to the frame.
 
     Parameters
     ----------
@@ -451,7 +455,7 @@ def source_window(shape, reference, source, seconds, frame_angle, rates, frame_s
     keep = _inside(x, y, frame_shape)  # as derotate_frame: no value off the frame (nor NaN)
     if not keep.any():
         return None
-    margin = order // 2 + 2 + prefilter_margin(order)  # the spline's reach, a pixel, the prefilter's
+    margin = order // 2 + 2 + _prefilter_margin(order)  # the spline's reach, a pixel, the prefilter's
     x, y = x[keep], y[keep]
     x0, x1 = max(math.floor(x.min()) - margin, 0), min(math.ceil(x.max()) + margin + 1, frame_shape[1])
     y0, y1 = max(math.floor(y.min()) - margin, 0), min(math.ceil(y.max()) + margin + 1, frame_shape[0])
