@@ -6,6 +6,7 @@ run at a time; every map is written atomically, and ``manifest.json`` (options, 
 versions) is written last, so a folder without it holds an incomplete result set.
 """
 import argparse
+import contextlib
 import hashlib
 import json
 import platform
@@ -119,7 +120,7 @@ class ResultsFolder:
         self.path = Path(path).expanduser()
         self.inputs = [file.path for file in inputs if isinstance(file.fs, LocalFileSystem)]
         self.outputs = {}
-        self._lock = None
+        self._held = contextlib.ExitStack()
 
     def __enter__(self):
         if self.path.exists() and not self.path.is_dir():
@@ -133,15 +134,14 @@ class ResultsFolder:
         if held is not None:
             raise OutputPathError(f"the results folder {self.path} holds input files ({Path(held).name}): "
                                   "choose another --out")
-        self._lock = lock_folder(self.path)
-        earlier = self._lock.__enter__()
+        earlier = self._held.enter_context(lock_folder(self.path))
         if earlier is not None:
             print(f"sunpy-timelag: a run into {self.path} (process {earlier.get('pid')} on {earlier.get('host')}, "
                   f"since {earlier.get('started')}) did not finish; its maps there are replaced", file=sys.stderr)
         return self
 
     def __exit__(self, *exception):
-        self._lock.__exit__(*exception)
+        self._held.close()
 
     def write(self, name, write):
         """Write the output ``name`` atomically with ``write(temporary_path)``; the first one removes the manifest."""
