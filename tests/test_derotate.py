@@ -140,22 +140,23 @@ def full_disk():
 
 # ---- the mapping ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("hours", "centre", "roll"), [(3, (100, 200), 0), (-3, (100, 200), 2), (6, (700, 500), 1),
-                                                       (-6, (-850, -300), 0)])
-def test_mapping_matches_sunpy_transforms(hours, centre, roll):
+@pytest.mark.parametrize(("hours", "centre", "roll", "model"), [
+    (3, (100, 200), 0, "howard"), (-3, (100, 200), 2, "howard"), (6, (700, 500), 1, "snodgrass"),
+    (-6, (-850, -300), 0, "rigid")])
+def test_mapping_matches_sunpy_transforms(hours, centre, roll, model):
     """Reference pixel -> source pixel, as sunpy maps it with propagate_with_solar_surface (and visibility)."""
     time = REFERENCE + hours * u.h
     reference = sunpy.map.Map(np.zeros((60, 80)), aia_header(REFERENCE, (60, 80), centre, scale=6.0))
     source = sunpy.map.Map(np.zeros((90, 110)), aia_header(time, (90, 110), centre, scale=5.0, rotation_angle=roll))
     rsun = reference.coordinate_frame.rsun
     y, x = (g.ravel().astype(float) for g in np.mgrid[0:60:3, 0:80:3])
-    with propagate_with_solar_surface():
+    with propagate_with_solar_surface(rotation_model=model):
         seen = reference.pixel_to_world(x * u.pix, y * u.pix).transform_to(source.coordinate_frame)
     expected = source.wcs.world_to_pixel(seen)
     ours = rotation.derotation_coordinates(
         x, y, _view(reference.wcs, reference.observer_coordinate, rsun),
         _view(source.wcs, source.observer_coordinate, rsun), (time - REFERENCE).to_value(u.s),
-        _frame_angles(REFERENCE, time.reshape(1))[0], _rotation_rates("howard"))
+        _frame_angles(REFERENCE, time.reshape(1))[0], _rotation_rates(model))
     # sunpy projects points behind the limb too: ours are NaN exactly where the observer cannot see them
     hcc = seen.transform_to(Heliocentric(observer=source.observer_coordinate, obstime=time))
     visible = (hcc.z >= rsun**2 / source.observer_coordinate.radius) & np.isfinite(expected[0])
