@@ -434,7 +434,7 @@ class TimelagCube(PrepMixin, NDCube):
         ValueError
             If the region lies entirely outside the field of view.
         """
-        frame = self._frame_map(0)
+        frame = self._grid_map()
         sub = frame.submap(bottom_left, top_right=top_right, width=width, height=height)
         if 0 in sub.data.shape:
             raise ValueError(f"the submap from {bottom_left} lies entirely outside the field of view")
@@ -673,6 +673,17 @@ class TimelagCube(PrepMixin, NDCube):
         analysis.check_other(self, other)
         return analysis.pair_maps([self, other], [(0, 1)], lag_bounds, refine=False,
                                   normalization=normalization)[(0, 1)].correlation
+
+    def _grid_map(self):
+        """
+        A lazy map of the first frame in the cube's own coordinate frame (its observer and obstime).
+
+        For most cubes that is the first frame's; for a derotated cube, the reference time's.
+        """
+        frame = self.wcs.pixel_to_world(0, 0, 0)[0].frame
+        observer = {key.upper(): value for key, value in get_observer_meta(frame.observer, frame.rsun).items()}
+        return sunpy.map.Map(self.data[0], frame_header(self.headers[0], self.celestial_wcs, {
+            **observer, **dict.fromkeys(("T_OBS", "DATE-AVG", "DATE-OBS"), frame.obstime.isot)}))
 
     def _frame_map(self, index, celestial_wcs=None):
         header = frame_header(self.headers[index], celestial_wcs or self.celestial_wcs, {

@@ -307,6 +307,19 @@ def test_region_forms_read_as_submap_reads_them(region):
                                    atol=1e-4 * PEAK)
 
 
+def test_submap_of_a_derotated_cube_reads_the_region_at_the_reference_time(region):
+    points, maps, corner = region
+    cube = TimelagCube.from_maps(maps)
+    top_right = SkyCoord(corner.Tx + 90 * u.arcsec, corner.Ty + 80 * u.arcsec, frame=corner.frame)
+    corner, top_right = (SkyCoord(c.Tx, c.Ty, frame=maps[-1].coordinate_frame) for c in (corner, top_right))
+    later = cube.derotate(reference_time=cube.time[-1])  # 6 h after the first frame, whose observer differs
+    cropped = later.submap(corner, top_right=top_right)
+    expected = maps[-1].submap(corner, top_right=top_right)  # the grid is that of the last frame's time
+    assert cropped.data.shape[1:] == expected.data.shape
+    ours = cropped.wcs.pixel_to_world(0, 0, 0)[0]
+    assert ours.separation(expected.pixel_to_world(0 * u.pix, 0 * u.pix)) < 1e-6 * u.arcsec
+
+
 def test_reference_time_default_and_explicit(region):
     points, maps, corner = region
     cube = TimelagCube.from_maps(maps)
