@@ -38,11 +38,16 @@ def write_frames(directory, compressed, n_frames=4):
 
 
 def bytes_read(function):
-    """Bytes this process reads (``rchar`` of ``/proc/self/io``) while ``function`` runs, and its result."""
+    """
+    Bytes this process reads (``rchar`` of ``/proc/self/io``) while ``function`` runs, and its result.
+
+    ``function`` runs once before, so that what its first call imports is not counted.
+    """
     def rchar():
         with open("/proc/self/io") as io:
             return int(next(line for line in io if line.startswith("rchar")).split()[1])
 
+    function()
     before = rchar()
     result = function()
     return rchar() - before, result
@@ -91,3 +96,14 @@ def test_timelag_maps_read_through_the_files_equal_those_in_memory(tmp_path):
     in_memory = timelag_maps([cube.persist() for cube in cubes], lag_bounds=[-20, 20] * u.min)[335, 171]
     np.testing.assert_allclose(through_files.timelag.data, in_memory.timelag.data, rtol=1e-9, equal_nan=True)
     np.testing.assert_allclose(through_files.correlation.data, in_memory.correlation.data, rtol=1e-9)
+
+
+def test_derotate_reads_only_the_window_of_each_frame(tmp_path):
+    paths = write_frames(tmp_path, compressed=False)
+    cube = TimelagCube.from_files(paths)
+    corner = cube.celestial_wcs.pixel_to_world(200, 300)
+    derotated = cube.derotate(corner, width=100 * u.arcsec, height=60 * u.arcsec)
+    n_bytes, data = bytes_read(lambda: derotated.data.compute(scheduler="sync"))
+    assert n_bytes < 0.2 * sum(path.stat().st_size for path in paths)  # a band of rows of each file
+    in_memory = cube.as_numpy().derotate(corner, width=100 * u.arcsec, height=60 * u.arcsec)
+    np.testing.assert_array_equal(data, in_memory.data.compute())
