@@ -327,6 +327,12 @@ def test_rewrite_replaces_but_never_foreign_folders(tmp_path):
     make_full_disk_observation(tmp_path, duration=48 * u.s, **kwargs)
     obs = make_full_disk_observation(tmp_path, duration=24 * u.s, **kwargs)
     assert sorted((tmp_path / "171").iterdir()) == obs.files[171] and len(obs.files[171]) == 2
+    # A real JSOC file of the same name is never replaced.
+    fits.setval(obs.files[171][0], "ORIGIN", value="SDO/JSOC-SDP", ext=1)
+    with pytest.raises(OutputPathError, match=rf"refusing to replace .*171: {obs.files[171][0].name} is not a synth"):
+        make_full_disk_observation(tmp_path, duration=24 * u.s, **kwargs)
+    assert fits.getval(obs.files[171][0], "ORIGIN", ext=1) == "SDO/JSOC-SDP"
+    fits.setval(obs.files[171][0], "ORIGIN", value="sunpy_timelag synthetic", ext=1)
     (tmp_path / "171" / "notes.txt").write_text("mine")
     with pytest.raises(OutputPathError, match=r"refusing to replace .*171: notes\.txt is not a synthetic frame"):
         make_full_disk_observation(tmp_path, duration=24 * u.s, **kwargs)

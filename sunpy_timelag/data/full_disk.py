@@ -26,8 +26,10 @@ in pixel :math:`p` at :math:`t_j` was at :math:`t_\mathrm{ref}`: sunpy's differe
 `~._surface.SurfaceTracker`; the emission model is sampled there exactly. The active region therefore
 rotates with the solar surface, about 2 arcsec per 12 minutes near the disk centre. The disk term is
 computed once at the nominal pointing and moved by each frame's pointing offset to first order (its
-gradient), as in `~.synthetic.make_synthetic_observation`; :math:`n` is the photon noise of the
-:math:`k^2` summed pixels of a :math:`k \times 0.6''` pixel and the read noise.
+gradient), as in `~.synthetic.make_synthetic_observation`; :math:`n` is the photon noise and read
+noise of the mean of the :math:`k^2` AIA pixels that one :math:`k \times 0.6''` pixel stands for (drawn
+as windows of one pool of deviates per channel, see ``_Scene.frames``), and the result is rounded to
+``int16``. A flagged frame's image is spoiled as its flag says (`QUALITY_FAULTS`).
 
 The ground truth lives on the reference grid: the pixels that
 ``cube.register().derotate(bottom_left, top_right=top_right, reference_time=reference_time)`` gives.
@@ -41,8 +43,8 @@ time. `FullDiskObservation.truth_header` is its header, and the time lag of the 
 """
 import functools
 import os
-from concurrent.futures import ThreadPoolExecutor
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -89,7 +91,7 @@ READ_NOISE = 1.2
 #: (times the channel's disk-centre rate) and Gaussian width (reference pixels).
 BRIGHT_POINTS = ((-0.12, -0.1), (1.12, -0.08), (-0.1, 1.12), (1.1, 1.12))
 BRIGHT_POINT_PEAK, BRIGHT_POINT_WIDTH = 4.0, 1.0
-#: The halo of the active region is cut off smoothly where it falls to this fraction of its peak.
+#: The halo of the active region falls continuously to 0 where it is this fraction of its peak.
 HALO_CUTOFF = 0.2
 #: Value of missing pixels (``BLANK``).
 BLANK = -32768
@@ -116,7 +118,17 @@ class FullDiskObservation:
     A synthetic full-disk AIA level-1 observation and its ground truth; made by
     `make_full_disk_observation`.
 
-    Per-channel attributes are dicts keyed by the wavelength in Å (an `int`).
+    Per-channel attributes are dicts keyed by the wavelength in Å (an `int`). The ground truth is
+    given on the grid that derotating the registered frames to ``bottom_left``, ``top_right`` at
+    ``reference_time`` produces, pixel for pixel::
+
+        cubes = {c: TimelagCube.from_files(f"{directory}/{c}/*.fits").register()
+                    .derotate(obs.bottom_left, top_right=obs.top_right, reference_time=obs.reference_time)
+                    .normalize_exposure() for c in obs.channels}
+        lag = cubes[335].timelag_map(cubes[171], lag_bounds=[-1, 1] * u.h)
+        error = lag.data - obs.true_timelag(335, 171)        # NaN outside obs.loop_mask
+
+    (``true_timelag_map`` gives the truth as a map, to resample it onto another grid.)
 
     Attributes
     ----------
@@ -265,7 +277,8 @@ def make_full_disk_observation(directory=None, *, channels=STANDARD_CHANNELS, du
     ValueError
         If the channels are unknown or repeated, the observation holds fewer than ``bad_quality + 2``
         frames, the frame is not square or does not hold the disk, the plate scale is too coarse for
-        the active region (over 20"), or ``bad_quality`` is negative.
+        the active region (over 20"), ``bad_quality`` is negative, or the observation is so long
+        (days) that the active region rotates off the disk.
     ~sunpy_timelag.exceptions.OutputPathError
         If a channel's folder exists and holds anything but the frames of a synthetic observation.
     """
@@ -301,7 +314,6 @@ def make_full_disk_observation(directory=None, *, channels=STANDARD_CHANNELS, du
                                np.random.default_rng([seed, 0]))
     points = np.array(BRIGHT_POINTS) * [nx, ny]
     scene = _Scene(arcade, points, truth, observations, shape, cdelt, crpix, rotation_model)
-
 
     def make(c):  # NumPy and astropy's compression release the GIL: channels in threads
         frames = scene.frames(c, np.random.default_rng([seed, c]), observations[c])
@@ -587,8 +599,15 @@ def _check_replaceable(folder, *, wavelength):
     if not os.path.isdir(folder):
         raise OutputPathError(f"refusing to replace {folder}: it is not a folder of synthetic frames")
     for entry in sorted(os.listdir(folder)):
-        path = os.path.join(folder, entry)
         if not (_FILE_NAME.fullmatch(entry) and entry.startswith(f"aia.lev1.{wavelength}A_")
-                and os.path.isfile(path) and fits.getval(path, "ORIGIN", ext=1) == ORIGIN):
+                and _origin(os.path.join(folder, entry)) == ORIGIN):
             raise OutputPathError(f"refusing to replace {folder}: {entry} is not a synthetic frame of "
                                   f"make_full_disk_observation; write the observation to another directory")
+
+
+def _origin(path):
+    """``ORIGIN`` in HDU 1 of a FITS file; `None` for anything else."""
+    try:
+        return fits.getval(path, "ORIGIN", ext=1)
+    except (OSError, IndexError, KeyError):
+        return None
