@@ -628,7 +628,8 @@ def _timelag_block(*channels, pairs, lags, cadence, refine, dtype, normalization
             pair_out[2, block] = on_bound & valid
             row = 3
             if want_bend:
-                sigma = lagstats.lag_uncertainty(a.centred, b.centred, shift, bend) * cadence
+                offset = peak_lag - shift if refine else xp.zeros_like(peak_lag)
+                sigma = lagstats.lag_uncertainty(a.centred, b.centred, shift, offset, bend) * cadence
                 if not refine:
                     sigma = xp.sqrt(sigma**2 + cadence**2 / 12)
                 pair_out[row, block] = xp.where(valid & ~on_bound, sigma, np.nan)

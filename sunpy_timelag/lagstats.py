@@ -25,50 +25,57 @@ of the transform that gives :math:`S`.
 
 Lag uncertainty
 ---------------
-Noise moves the maximum of the correlation. With :math:`S = S_0 + E` (signal and
-noise), the refined lag :math:`\hat k = k_0 + \delta`, with
-:math:`\delta = -D / (2\kappa)`, :math:`D = S(k_0 + 1) - S(k_0 - 1)` and
-:math:`\kappa = S(k_0 - 1) - 2S(k_0) + S(k_0 + 1)` (the parabola through the peak), errs
-to first order by :math:`-D_E / (2\kappa)`, where :math:`D_E` is the noise part of
-:math:`D`. Summing by parts, if :math:`b` is (up to scale and offset) a delayed copy of
-:math:`a`,
+Noise moves the maximum of the correlation. The refined lag
+:math:`\hat k = k_0 + \delta` with :math:`\delta = -D / (2\kappa)`,
+:math:`D = S(k_0 + 1) - S(k_0 - 1)` and :math:`\kappa = S(k_0 - 1) - 2S(k_0) + S(k_0 + 1)`
+(the vertex of the parabola through the peak), errs to first order in the noise
+:math:`E` of :math:`S` by :math:`-(D_E + 2\delta\,\kappa_E) / (2\kappa)`. Writing
+:math:`e_a, e_b` for the noise of the two series and summing by parts, with :math:`b`
+(up to scale :math:`\beta` and offset) a copy of :math:`a` delayed by
+:math:`k_0 + \delta`,
 
 .. math::
 
-    D_E \simeq -\sum_t g(t)\, \epsilon(t), \qquad g(t) = a'(t + 1) - a'(t - 1), \qquad
-    \epsilon(t) = e_b(t + k_0) - \beta\, e_a(t),
+    D_E + 2\delta\,\kappa_E \simeq -\sum_t g(t)\, \epsilon(t) + 2\delta \sum_t h(t)\, e_b(t + k_0),
+    \qquad \epsilon(t) = e_b(t + k_0) - \beta\, e_a(t),
 
-with :math:`e_a, e_b` the noise of the two series and :math:`\beta` the scale between
-them. The residual :math:`\epsilon` is estimated by the least-squares fit, over the
-overlap, of
+with :math:`g(t) = a'(t + 1) - a'(t - 1)` and :math:`h(t) = a'(t + 1) - 2a'(t) + a'(t - 1)`.
+The residual :math:`\epsilon` is estimated by the least-squares fit, over the overlap, of
 
 .. math::
 
-    b'(t + k_0) \approx \beta_0 + \beta\, a'(t) + \beta_1\, [a'(t+1) - a'(t-1)]
-        + \beta_2\, [a'(t+1) - 2a'(t) + a'(t-1)],
+    b'(t + k_0) \approx \beta_0 + \beta\, a'(t) + \beta_1\, g(t)
+        + \beta_2\, \tfrac13\,[a'(t+2) + a'(t-2) - a'(t+1) - a'(t-1)],
 
 a scaled copy of :math:`a` shifted by a fraction of a sample and slightly smoothed or
-sharpened, so that neither the fractional part of the lag nor a different sampling of
-the two channels is mistaken for noise. Its variance follows the heteroscedasticity-
-and lag-one-autocorrelation-consistent (Newey & West 1987) estimate
+sharpened (the last term is a second derivative whose noise is independent of
+:math:`e_a(t)`, so that the fit does not absorb the noise of :math:`a`), so that
+neither the fractional part of the lag nor a different sampling of the two channels
+is mistaken for noise. Each sum is given the heteroscedasticity- and
+lag-one-autocorrelation-consistent variance (Newey & West 1987) of
+:math:`\sum_t w(t)\,\hat\epsilon(t)`,
 
 .. math::
 
-    \widehat{\operatorname{Var}}(D_E) = \sum_t g(t)^2\, \hat\epsilon(t)^2
-        + 2 \sum_t g(t)\, g(t + 1)\, \hat\epsilon(t)\, \hat\epsilon(t + 1),
+    V_w = \sum_t w(t)^2\, \hat\epsilon(t)^2
+        + 2 \sum_t w(t)\, w(t + 1)\, \hat\epsilon(t)\, \hat\epsilon(t + 1)
 
-which follows noise that varies with the signal (photon noise) and noise made
-correlated between neighbouring samples by the linear interpolation onto the common
-time grid. The one-sigma uncertainty of the lag is
+(at least half its first term), which follows noise that varies with the signal
+(photon noise) and noise made correlated between neighbouring samples by the linear
+interpolation onto the common time grid. The one-sigma uncertainty of the lag is
 
 .. math::
 
-    \sigma_\tau = \Delta t\, \frac{\sqrt{\widehat{\operatorname{Var}}(D_E)}}{2\, |\kappa|}.
+    \sigma_\tau = \Delta t\, \frac{\sqrt{V_g + 4\delta^2 V_h}}{2\, |\kappa|}
 
-It describes the error that noise causes; it does not include a bias of the estimator
-(see the ``"overlap"`` normalisation) nor differences between the channels' light
-curves other than noise (those enlarge :math:`\hat\epsilon`, so the uncertainty is then
-conservative).
+(for the ``"overlap"`` normalisation :math:`\kappa` is the curvature of :math:`r(k)`
+times its normaliser). It describes the error that noise causes, to first order: it
+holds while that error is small compared with the width of the correlation peak, and
+underestimates the scatter of weak, broad peaks (peak correlations below about 0.8).
+It does not include a bias of the estimator (see the ``"overlap"`` normalisation) nor
+differences between the channels' light curves other than noise (those enlarge
+:math:`\hat\epsilon`, so the uncertainty is then conservative); :math:`V_h` uses the noise
+of both series where only that of :math:`b` enters, which errs on the safe side too.
 
 Significance
 ------------
@@ -205,7 +212,7 @@ def overlap_correlation(corr, moments_a, moments_b, lags, n_times, norms, dtype)
     return xp.where(defined, r, np.nan), scale
 
 
-def lag_uncertainty(a, b, shift, bend):
+def lag_uncertainty(a, b, shift, offset, bend):
     r"""
     One-sigma uncertainty (in samples) of the refined lag, per pixel; see the module docstring.
 
@@ -215,6 +222,8 @@ def lag_uncertainty(a, b, shift, bend):
         ``(N, pixels)`` centred series A and B (float64).
     shift : array
         ``(pixels,)`` integer lag :math:`k_0` of the discrete peak.
+    offset : array
+        ``(pixels,)`` refinement :math:`\delta` of the lag (0 without refinement).
     bend : array
         ``(pixels,)`` curvature :math:`\kappa` of the unnormalised correlation at the peak.
 
@@ -227,25 +236,37 @@ def lag_uncertainty(a, b, shift, bend):
     xp = array_module(a)
     n_times = a.shape[0]
     time = xp.arange(n_times)[:, None]
-    inside = (time > xp.maximum(0, -shift)) & (time < n_times - 1 - xp.maximum(0, shift))
+    inside = (time > 1 + xp.maximum(0, -shift)) & (time < n_times - 2 - xp.maximum(0, shift))
     weight = inside.astype(np.float64)
     later = xp.take_along_axis(b, xp.clip(time + shift, 0, n_times - 1), axis=0) * weight
-    slope, bend_a = xp.zeros_like(a), xp.zeros_like(a)
+    slope, bend_a, wide_bend = xp.zeros_like(a), xp.zeros_like(a), xp.zeros_like(a)
     slope[1:-1] = a[2:] - a[:-2]
     bend_a[1:-1] = a[2:] - 2 * a[1:-1] + a[:-2]
-    regressors = xp.stack([weight, a * weight, slope * weight, bend_a * weight])   # (4, N, pixels)
+    wide_bend[2:-2] = (a[4:] + a[:-4] - a[3:-1] - a[1:-3]) / 3   # ~ a'', its noise independent of a(t)
+    regressors = xp.stack([weight, a * weight, slope * weight, wide_bend * weight])   # (4, N, pixels)
     gram = xp.einsum("itp,jtp->pij", regressors, regressors)
     scale = xp.sqrt(xp.diagonal(gram, axis1=1, axis2=2)) + np.finfo(np.float64).tiny
     gram = gram / (scale[:, :, None] * scale[:, None, :]) + 1e-10 * xp.eye(4)
     moment = xp.einsum("itp,tp->pi", regressors, later) / scale
     coefficients = xp.linalg.solve(gram, moment[..., None])[..., 0] / scale
     residual = later - xp.einsum("itp,pi->tp", regressors, coefficients)
-    score = slope * residual * weight
-    variance = xp.square(score).sum(axis=0) + 2 * (score[1:] * score[:-1]).sum(axis=0)
+    variance = _newey_west(slope * residual * weight) + 4 * offset**2 * _newey_west(bend_a * residual * weight)
     usable = (bend < 0) & (inside.sum(axis=0) > 8)
     with np.errstate(invalid="ignore", divide="ignore"):
-        sigma = xp.sqrt(xp.clip(variance, 0, None)) / (2 * xp.abs(bend))
+        sigma = xp.sqrt(variance) / (2 * xp.abs(bend))
     return xp.where(usable, sigma, np.nan)
+
+
+def _newey_west(score):
+    """
+    Variance of the sum of ``score`` (N, pixels) over axis 0, with the lag-one autocovariances.
+
+    Floored at half the sum of squares, the value of noise whose neighbours are correlated by
+    :math:`-1/4`; a negative lag-one term larger than that is the noise of the estimate.
+    """
+    xp = array_module(score)
+    squares = xp.square(score).sum(axis=0)
+    return xp.maximum(squares + 2 * (score[1:] * score[:-1]).sum(axis=0), squares / 2)
 
 
 def peak_significance(power_a, power_b, n_fft, norms_squared, peak, lags, n_times, normalization):
