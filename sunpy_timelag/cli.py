@@ -27,6 +27,7 @@ from .cube import TimelagCube
 from .exceptions import OutputPathError
 from .io.files import resolve_files
 from .io.write import lock_folder, write_atomically
+from .plotting import MIN_CORRELATION, SIGN_CONVENTION, lag_limit, plot_lag_histograms, plot_pair_grid, reliable_pixels
 
 __all__ = ["main"]
 
@@ -88,6 +89,26 @@ def _parse_bin(text):
     if len(factors) != 3 or min(factors) < 1:
         raise argparse.ArgumentTypeError(f"--rebin takes three positive integers t,y,x such as 1,2,2; got {text!r}")
     return factors
+
+
+def _parse_region(text):
+    try:
+        x0, y0, x1, y1 = (float(value) for value in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--region takes four numbers X0,Y0,X1,Y1 in arcsec, e.g. "
+                                         f"-300,100,-100,250; got {text!r}") from None
+    if not (x0 < x1 and y0 < y1):
+        raise argparse.ArgumentTypeError(f"--region {text!r}: the first corner must be below and left of the second")
+    return (x0, y0), (x1, y1)
+
+
+def _parse_time(text):
+    from astropy.time import Time
+
+    try:
+        return Time(text.strip(), scale="utc")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO time: {text!r} (e.g. 2011-02-15T01:00:00)") from None
 
 
 def _step(message):
@@ -169,9 +190,13 @@ class ResultsFolder:
         write_atomically(self.path / MANIFEST, lambda path: Path(path).write_text(json.dumps(manifest, indent=1)))
 
 
-def analyse(pattern, pairs, lag_bounds, out, *, rebin=None, normalize=True, min_correlation=None, command="run"):
+def analyse(pattern, pairs, lag_bounds, out, *, register=False, region=None, derotate=False, reference_time=None,
+            rebin=None, normalize=True, min_correlation=None, command="run"):
     """
-    Build the cubes of the channels in ``pairs``, compute their maps and write them.
+    Build the cubes of the channels in ``pairs``, prepare them, compute their maps and write them.
+
+    The preparation follows the physically right order: register (level 1 to 1.5), derotate onto
+    the region at the reference time (or crop to it), normalise the exposures, rebin.
 
     Parameters
     ----------
@@ -182,7 +207,17 @@ def analyse(pattern, pairs, lag_bounds, out, *, rebin=None, normalize=True, min_
     lag_bounds : `~astropy.units.Quantity`
     out : pathlib.Path
         Results folder (`ResultsFolder`): ``timelag_A_B.fits``, ``correlation_A_B.fits`` and a PNG
-        per pair, then ``manifest.json``.
+        per pair, ``timelag_grid.png`` and ``lag_histograms.png``, then ``manifest.json``.
+    register : bool
+        Register the level-1 frames to level 1.5 first.
+    region : tuple, optional
+        ``(bottom_left, top_right)``: `~astropy.coordinates.SkyCoord` corners, or helioprojective
+        ``(x, y)`` pairs in arcsec, seen at ``reference_time`` (derotating) or as ``submap`` reads
+        them (cropping).
+    derotate : bool
+        Follow the solar rotation: every frame reprojected onto the region at ``reference_time``.
+    reference_time : `~astropy.time.Time`, optional
+        Of the derotation; default the middle frame of the first channel.
     rebin : tuple of int, optional
     normalize : bool
         Divide by the exposure times.
@@ -195,12 +230,22 @@ def analyse(pattern, pairs, lag_bounds, out, *, rebin=None, normalize=True, min_
     dict
         ``(A, B)`` -> `~sunpy_timelag.analysis.PairMaps`.
     """
+    import matplotlib
     from dask.diagnostics import ProgressBar
 
+    matplotlib.use("Agg")  # figures are written, not shown
     channels = list(dict.fromkeys(channel for pair in pairs for channel in pair))
     files = {channel: resolve_files(pattern.format(channel=channel)) for channel in channels}
     with ResultsFolder(out, [file for channel in channels for file in files[channel]]) as folder:
-        cubes = [_prepare(channel, files[channel], normalize=normalize, rebin=rebin) for channel in channels]
+        cubes = []
+        for channel in channels:
+            cube = TimelagCube.from_files(files[channel])
+            _step(f"{channel}: {cube.data.shape[0]} frames of {cube.data.shape[2]}x{cube.data.shape[1]} pixels, "
+                  f"{cube.time[0].isot} to {cube.time[-1].isot}")
+            if derotate and reference_time is None:
+                reference_time = cube.time[cube.data.shape[0] // 2]
+            cubes.append(_prepare(cube, register=register, region=region, derotate=derotate,
+                                  reference_time=reference_time, normalize=normalize, rebin=rebin))
         _step(f"computing {len(pairs)} pair(s) within lags {lag_bounds[0]:.0f} to {lag_bounds[1]:.0f}")
         with ProgressBar(minimum=1):
             results = timelag_maps(cubes, pairs=pairs, lag_bounds=lag_bounds, min_correlation=min_correlation)
@@ -209,20 +254,27 @@ def analyse(pattern, pairs, lag_bounds, out, *, rebin=None, normalize=True, min_
                 if result is not None:  # uncertainty and significance only when asked for
                     folder.write(f"{kind}_{a}_{b}.fits", result.save)
             folder.write(f"timelag_{a}_{b}.png", lambda p, m=maps, pair=(a, b): _figure(m, pair, p))
+        folder.write("timelag_grid.png", lambda p: _save(plot_pair_grid(results), p))
+        folder.write("lag_histograms.png", lambda p: _save(plot_lag_histograms(results).figure, p))
         folder.complete(command=command, options={
             "pattern": pattern, "pairs": [f"{a}-{b}" for a, b in pairs],
-            "lag_bounds_s": u.Quantity(lag_bounds).to_value(u.s).tolist(), "rebin": rebin, "normalize": normalize,
-            "min_correlation": min_correlation,
+            "lag_bounds_s": u.Quantity(lag_bounds).to_value(u.s).tolist(), "register": register,
+            "region": _region_record(region), "derotate": derotate,
+            "reference_time": None if reference_time is None else reference_time.isot,
+            "rebin": rebin, "normalize": normalize, "min_correlation": min_correlation,
         }, inputs={str(channel): [file.full_name for file in files[channel]] for channel in channels})
-    _step(f"wrote {2 * len(results)} FITS maps, {len(results)} figures and {MANIFEST} to {out}")
+    _step(f"wrote {2 * len(results)} FITS maps, {len(results) + 2} figures and {MANIFEST} to {out}")
     return results
 
 
-def _prepare(channel, files, *, normalize, rebin):
-    """The cube of one channel, prepared as the options say."""
-    cube = TimelagCube.from_files(files)
-    _step(f"{channel}: {cube.data.shape[0]} frames of {cube.data.shape[2]}x{cube.data.shape[1]} pixels, "
-          f"{cube.time[0].isot} to {cube.time[-1].isot}")
+def _prepare(cube, *, register, region, derotate, reference_time, normalize, rebin):
+    """One channel's cube prepared in the physically right order: register, derotate or crop, normalise, rebin."""
+    if register:
+        cube = cube.register()
+    if derotate:
+        cube = cube.derotate(**_corners(cube, region, reference_time), reference_time=reference_time)
+    elif region is not None:
+        cube = cube.submap(**_corners(cube, region))
     if normalize:
         cube = cube.normalize_exposure()
     if rebin:
@@ -230,34 +282,76 @@ def _prepare(channel, files, *, normalize, rebin):
     return cube
 
 
-def _figure(maps, pair, path):
-    import matplotlib
+def _corners(cube, region, time=None):
+    """
+    ``bottom_left`` and ``top_right`` of the region (none: the whole field) as SkyCoords: given ones as
+    they are, arcsec pairs in the cube's helioprojective frame at ``time``.
+    """
+    if region is None:
+        return {}
+    from astropy.coordinates import SkyCoord
 
-    matplotlib.use("Agg")
+    frame = cube.wcs.pixel_to_world(0, 0, 0)[0].frame
+    if time is not None:
+        frame = frame.replicate_without_data(obstime=time)
+    corners = [corner if isinstance(corner, SkyCoord) else SkyCoord(*corner * u.arcsec, frame=frame)
+               for corner in region]
+    return dict(zip(("bottom_left", "top_right"), corners, strict=True))
+
+
+def _region_record(region):
+    """The region for the manifest: helioprojective arcsec of the two corners."""
+    if region is None:
+        return None
+    return [[float(corner.Tx.to_value(u.arcsec)), float(corner.Ty.to_value(u.arcsec))] if hasattr(corner, "Tx")
+            else [float(value) for value in corner] for corner in region]
+
+
+def _figure(maps, pair, path):
+    """The lag (unreliable pixels masked, robust symmetric limits) and peak correlation of one pair."""
     import matplotlib.pyplot as plt
 
-    figure = plt.figure(figsize=(11, 4.6))
-    for i, (title, result, label) in enumerate(
-        [("time lag", maps.timelag, "lag [s]"), ("peak cross-correlation", maps.correlation, "")]
-    ):
+    results = {pair: maps}
+    limit = lag_limit(results).to_value(u.s)
+    figure = plt.figure(figsize=(11, 4.8), dpi=150)
+    lag = type(maps.timelag)(maps.timelag.data, maps.timelag.meta, mask=~reliable_pixels(maps))
+    for i, (title, result, label, scale) in enumerate([
+        ("time lag", lag, "lag of B behind A [s]", {"vmin": -limit, "vmax": limit}),
+        ("peak cross-correlation", maps.correlation, "", {}),
+    ]):
         axes = figure.add_subplot(1, 2, i + 1, projection=result)
-        image = result.plot(axes=axes, title=f"{pair[0]}-{pair[1]} {title}")
+        image = result.plot(axes=axes, title=f"{pair[0]}-{pair[1]} {title}", **scale)
         figure.colorbar(image, ax=axes, label=label, shrink=0.8)
-    figure.tight_layout()
-    figure.savefig(path, format="png", dpi=90)
+    figure.suptitle(f"{SIGN_CONVENTION}; masked: peak correlation < {MIN_CORRELATION:g}", fontsize="medium")
+    _save(figure, path)
+
+
+def _save(figure, path):
+    import matplotlib.pyplot as plt
+
+    figure.savefig(path, format="png", dpi=150)
     plt.close(figure)
 
 
 def demo(args):
-    """Run the main job on the synthetic observation and compare with its ground truth."""
-    from .data import make_synthetic_observation
+    """
+    Run the whole pipeline on the full-disk synthetic observation and compare with its ground truth.
+
+    Level-1 files as the archive serves them -> register -> derotate onto the active region at the
+    reference time -> normalise -> maps of the standard pairs -> figures.
+    """
+    from .data import make_full_disk_observation
 
     with tempfile.TemporaryDirectory(prefix="sunpy-timelag-demo-") as scratch:
         data = Path(args.data) if args.data else Path(scratch)
-        _step(f"writing a synthetic AIA observation ({args.duration:.1f}, 6 channels) to {data}")
-        observation = make_synthetic_observation(data, duration=args.duration, drop_frame=True, seed=args.seed)
         pairs = args.pairs or [(94, 335), (335, 211), (335, 193), (335, 171), (211, 171), (193, 171)]
-        results = analyse(str(data / "{channel}" / "*.fits"), pairs, args.lag_bounds, Path(args.out), command="demo")
+        channels = list(dict.fromkeys(channel for pair in pairs for channel in pair))
+        _step(f"writing a synthetic full-disk AIA level-1 observation ({args.duration:.1f}, channels "
+              f"{', '.join(map(str, channels))}) to {data}")
+        observation = make_full_disk_observation(data, channels=channels, duration=args.duration, seed=args.seed)
+        results = analyse(str(data / "{channel}" / "*.fits"), pairs, args.lag_bounds, Path(args.out),
+                          register=True, region=(observation.bottom_left, observation.top_right), derotate=True,
+                          reference_time=observation.reference_time, command="demo")
     print(f"\n{'pair':>8} {'median |lag - truth| [s]':>26} {'within one cadence':>20} {'median correlation':>20}")
     for (a, b), maps in results.items():
         cadence = maps.timelag.meta["cadence"]
@@ -272,7 +366,8 @@ def demo(args):
 
 def run(args):
     """Run the analysis on real data."""
-    analyse(args.pattern, args.pairs, args.lag_bounds, Path(args.out), rebin=args.rebin,
+    analyse(args.pattern, args.pairs, args.lag_bounds, Path(args.out), register=args.register, region=args.region,
+            derotate=args.derotate, reference_time=args.reference_time, rebin=args.rebin,
             normalize=not args.no_normalize, min_correlation=args.min_correlation)
     print(f"\nResults in {Path(args.out).resolve()}")
     return 0
@@ -299,6 +394,19 @@ def _parser():
     run_parser = commands.add_parser("run", parents=[common], help="run on FITS files")
     run_parser.add_argument("pattern", type=_parse_pattern,
                             help="files of each channel, with {channel}, e.g. 'obs/{channel}/*.fits'")
+    run_parser.add_argument("--register", action="store_true",
+                            help="register level-1 frames to level 1.5 first (as aiapy's register: north up, 0.6 "
+                                 "arcsec pixels, the Sun's centre at the centre); needed before --derotate on "
+                                 "level-1 files")
+    run_parser.add_argument("--region", type=_parse_region, metavar="X0,Y0,X1,Y1",
+                            help="helioprojective arcsec of the bottom-left and top-right corners of the region "
+                                 "analysed; with --derotate seen at the reference time, else a crop of every frame")
+    run_parser.add_argument("--derotate", action="store_true",
+                            help="follow the solar rotation: reproject every frame onto the region (default the "
+                                 "whole field) as seen at the reference time, so that a pixel stays on one patch "
+                                 "of the surface (sunpy's differential rotation)")
+    run_parser.add_argument("--reference-time", type=_parse_time, metavar="TIME",
+                            help="ISO time of the derotation's grid (default: the middle frame)")
     run_parser.add_argument("--rebin", type=_parse_bin, help="bin factors t,y,x, e.g. 1,2,2")
     run_parser.add_argument("--min-correlation", type=float, help="mask lags whose peak correlation is lower")
     run_parser.add_argument("--no-normalize", action="store_true", help="do not divide by the exposure times")
@@ -306,23 +414,22 @@ def _parser():
     return parser
 
 
-def _shield_negative_durations(argv):
+def _shield_negative_values(argv):
     """
-    Let ``--lag-bounds -3h 3h`` through argparse, which takes ``-3h`` for an option.
-
-    The two values after ``--lag-bounds`` get a leading space, which `parse_duration` ignores.
+    Let ``--lag-bounds -3h 3h`` and ``--region -300,100,-100,250`` through argparse, which takes a value
+    starting with ``-`` for an option: the values after them get a leading space, which their parsers ignore.
     """
     argv = list(argv)
     for i, token in enumerate(argv):
-        if token == "--lag-bounds":
-            argv[i + 1 : i + 3] = [f" {value}" for value in argv[i + 1 : i + 3]]
+        count = {"--lag-bounds": 2, "--region": 1}.get(token, 0)
+        argv[i + 1 : i + 1 + count] = [f" {value}" for value in argv[i + 1 : i + 1 + count]]
     return argv
 
 
 def main(argv=None):
     """Entry point of ``sunpy-timelag``."""
     parser = _parser()
-    args = parser.parse_args(_shield_negative_durations(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(_shield_negative_values(sys.argv[1:] if argv is None else argv))
     if args.lag_bounds is None:
         args.lag_bounds = args.default_bounds
     args.lag_bounds = u.Quantity(args.lag_bounds)

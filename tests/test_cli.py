@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import sunpy.map
 
-from sunpy_timelag import __version__, cli
+from sunpy_timelag import TimelagCube, __version__, cli
 from sunpy_timelag.cli import main, parse_duration
 from sunpy_timelag.data import make_synthetic_observation
 from sunpy_timelag.io.write import lock_folder
@@ -40,14 +40,21 @@ def test_run_writes_maps_that_match_the_truth(observation, tmp_path, capsys):
     assert "Results in" in capsys.readouterr().out
 
 
-def test_demo(tmp_path, capsys):
-    code = main(["demo", "--duration", "40min", "--pairs", "335-211", "--lag-bounds", "-20min", "20min",
+def test_demo_runs_the_full_disk_pipeline_and_recovers_the_truth(tmp_path, capsys):
+    # level-1 full-disk files -> register -> derotate -> normalise -> maps; 193-171 lags are 4 to 8 min
+    code = main(["demo", "--duration", "60min", "--pairs", "193-171", "--lag-bounds", "-20min", "20min",
                  "--out", str(tmp_path)])
     assert code == 0
     output = capsys.readouterr().out
-    assert "335-211" in output and "within one cadence" in output
+    row = next(line for line in output.splitlines() if line.split()[:1] == ["193-171"])
+    median_error, within, correlation = row.split()[1:]
+    assert float(median_error) < 12 / 3  # a third of AIA's 12 s cadence
+    assert float(within.rstrip("%")) > 80 and float(correlation) > 0.8
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "correlation_335_211.fits", "manifest.json", "timelag_335_211.fits", "timelag_335_211.png"]
+        "correlation_193_171.fits", "lag_histograms.png", "manifest.json", "timelag_193_171.fits",
+        "timelag_193_171.png", "timelag_grid.png"]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["options"]["register"] and manifest["options"]["derotate"]
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +74,13 @@ def test_manifest_marks_a_complete_result_set(small, tmp_path, capsys):
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["complete"] and manifest["sunpy_timelag"] == __version__ and manifest["command"] == "run"
     assert manifest["options"] == {"pattern": pattern_of(small), "pairs": ["335-211"], "lag_bounds_s": [-300, 300],
-                                   "rebin": [1, 2, 2], "normalize": True, "min_correlation": None}
+                                   "register": False, "region": None, "derotate": False,
+                                   "reference_time": None, "rebin": [1, 2, 2], "normalize": True,
+                                   "min_correlation": None}
     for channel in (335, 211):
         assert [Path(name).name for name in manifest["inputs"][str(channel)]] == [p.name for p in small.files[channel]]
-    assert sorted(manifest["outputs"]) == ["correlation_335_211.fits", "timelag_335_211.fits", "timelag_335_211.png"]
+    assert sorted(manifest["outputs"]) == ["correlation_335_211.fits", "lag_histograms.png", "timelag_335_211.fits",
+                                           "timelag_335_211.png", "timelag_grid.png"]
     for name, output in manifest["outputs"].items():
         assert output["sha256"] == hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*manifest["outputs"], "manifest.json"])  # no lock
@@ -198,3 +208,40 @@ def test_bad_inputs_are_printed_without_a_traceback(small, tmp_path, capsys, dam
 @pytest.mark.parametrize(("text", "seconds"), [("-3h", -10800), ("90min", 5400), ("20 s", 20), ("7", 7)])
 def test_parse_duration(text, seconds):
     assert parse_duration(text).to_value(u.s) == pytest.approx(seconds)
+
+
+@pytest.fixture(scope="module")
+def full_disk(tmp_path_factory):
+    """Level-1 full-disk files of two channels, 30 min."""
+    from sunpy_timelag.data import make_full_disk_observation
+
+    return make_full_disk_observation(tmp_path_factory.mktemp("full_disk"), channels=(193, 171),
+                                      duration=30 * u.min, bad_quality=0)
+
+
+def test_run_registers_and_derotates_as_the_library_does(full_disk, tmp_path):
+    from sunpy_timelag import timelag_maps
+
+    corners = [(c.Tx.to_value(u.arcsec), c.Ty.to_value(u.arcsec)) for c in (full_disk.bottom_left, full_disk.top_right)]
+    region = ",".join(f"{value:.3f}" for corner in corners for value in corner)
+    pattern = str(full_disk.files[171][0].parent.parent / "{channel}" / "*.fits")
+    assert main(["run", pattern, "--pairs", "193-171", "--lag-bounds", "-10min", "10min", "--register", "--derotate",
+                 "--region", region, "--reference-time", full_disk.reference_time.isot, "--out", str(tmp_path)]) == 0
+    written = sunpy.map.Map(tmp_path / "timelag_193_171.fits")
+    cubes = [TimelagCube.from_files(full_disk.files[c]).register().derotate(
+        full_disk.bottom_left, top_right=full_disk.top_right, reference_time=full_disk.reference_time
+    ).normalize_exposure() for c in (193, 171)]
+    expected = timelag_maps(cubes, lag_bounds=[-10, 10] * u.min)[193, 171].timelag
+    assert written.data.shape == full_disk.loop_mask.shape
+    np.testing.assert_allclose(written.data, expected.data, rtol=1e-6, equal_nan=True)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["options"]["region"] == [[pytest.approx(v, abs=1e-3) for v in corner] for corner in corners]
+
+
+@pytest.mark.parametrize(("argument", "message"), [
+    ("1,2,3", "--region takes four numbers"), ("10,10,0,20", "below and left of the second"),
+])
+def test_bad_region_is_named(argument, message, capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "obs/{channel}/*.fits", "--pairs", "335-171", "--region", argument])
+    assert message in capsys.readouterr().err
