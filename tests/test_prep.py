@@ -83,15 +83,26 @@ def test_deconvolve_is_lazy_and_computes_the_psf_once(aia_frames, reads, kernel,
     assert deconvolved.unit == cube.unit and deconvolved.headers == cube.headers
 
 
-def test_prepare_in_the_right_order(aia_frames, kernel):
+def test_prepare_is_aiapys_level_one_and_a_half_per_second(aia_frames, kernel, monkeypatch):
     cube = TimelagCube.from_files(aia_frames)
     prepared = cube.prepare()
     assert prepared.unit == u.DN / u.s
-    np.testing.assert_allclose(prepared.data.compute(), cube.register().normalize_exposure().data.compute())
-    with pytest.raises(ValueError, match="deconvolve the level-1 frames"):
+    data = prepared.data.compute()
+    for i, path in enumerate(aia_frames):  # aiapy's register of each frame, divided by its EXPTIME
+        reference = aiapy.calibrate.register(float_map(path))
+        expected = reference.data / reference.exposure_time.to_value(u.s)
+        assert np.abs(data[i] - expected).max() < 1e-6 * np.abs(expected).max()
+    # with deconvolution: the PSF acts on the level-1 frames, before registration
+    monkeypatch.setattr(deconvolve_module, "channel_psf", lambda channel: kernel)
+    deconvolved = cube.prepare(deconvolve=True, iterations=2).data.compute()
+    for i, path in enumerate(aia_frames[:2]):
+        level1 = float_map(path)
+        sharpened = sunpy.map.Map(Deconvolver(kernel, iterations=2)(level1.data), level1.meta)
+        reference = aiapy.calibrate.register(sharpened)
+        expected = reference.data / reference.exposure_time.to_value(u.s)
+        assert np.abs(deconvolved[i] - expected).max() < 1e-5 * np.abs(expected).max()
+    with pytest.raises(ValueError, match="deconvolve the level-1 frames"):  # the other order is refused
         cube.register().deconvolve(psf=kernel)
-    deconvolved = cube.deconvolve(psf=kernel, iterations=2).register()
-    assert deconvolved.headers[0]["lvl_num"] == 1.5
 
 
 def test_register_refuses_cropped_or_rebinned_cubes(aia_frames):

@@ -247,8 +247,14 @@ def test_no_correlation_outside_loops(long_obs):
     assert _peak_lag(*series, 12)[1] < 0.25
 
 
-@pytest.mark.parametrize("kwargs", [dict(channels=(304,)), dict(channels=(171, 171)), dict(channels=()),
-                                    dict(duration=12 * u.s), dict(cadence=0 * u.s), dict(shape=(8, 64))])
-def test_invalid_input(kwargs):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(channels=(304,)), "304 is not one of the channels"),
+    (dict(channels=(171, 171)), "channels must be distinct"),
+    (dict(channels=()), "channels must be distinct"),
+    (dict(duration=12 * u.s), "at least two frames"),
+    (dict(cadence=0 * u.s), "at least two frames"),
+    (dict(shape=(8, 64)), "at least 16 pixels a side"),
+])
+def test_invalid_input(kwargs, message):
+    with pytest.raises(ValueError, match=message):
         make_synthetic_observation(**kwargs)
