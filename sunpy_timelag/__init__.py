@@ -7,7 +7,7 @@ and ndcube when first used, so the kernels can run where sunpy is not installed.
 """
 from ._version import __version__
 
-__all__ = ["TimelagCube", "timelag_maps", "__version__"]
+__all__ = ["TimelagCube", "timelag_maps", "windowed_timelag_maps", "__version__"]
 
 
 def __getattr__(name):
@@ -19,4 +19,8 @@ def __getattr__(name):
         from .analysis import timelag_maps
 
         return timelag_maps
+    if name == "windowed_timelag_maps":
+        from .windowed import windowed_timelag_maps
+
+        return windowed_timelag_maps
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,6 +19,7 @@ from .maps import correlation_map, cube_header, significance_map, timelag_map, u
 
 __all__ = [
     "HOT_TO_COOL", "PairMaps", "common_time_grid", "cross_correlation", "timelag_maps", "pair_maps", "check_other",
+    "channels_of", "channel_pairs", "aligned", "pair_results", "searched_bounds", "parse_pair",
 ]
 
 #: AIA EUV channels from hot to cool, as ordered in the literature (Viall & Klimchuk 2012):
@@ -89,8 +90,26 @@ def _common_grid(times, cadence=None):
     return epoch + lags.common_time_grid(*seconds, cadence=cadence) * u.s
 
 
-def _aligned(cubes, cadence=None):
-    """The cubes' data resampled (lazily, linearly) on their common grid, the grid and its cadence."""
+def aligned(cubes, cadence=None):
+    """
+    The cubes' data resampled (lazily, linearly) on their common time grid.
+
+    Parameters
+    ----------
+    cubes : list of `~sunpy_timelag.TimelagCube`
+        Covering the same pixels.
+    cadence : `~astropy.units.Quantity`, optional
+        See `common_time_grid`.
+
+    Returns
+    -------
+    data : list of dask.array.Array
+        ``(n_grid, ny, nx)`` per cube, whole time series per chunk.
+    grid : `~astropy.time.Time`
+        The common grid.
+    cadence : float
+        Its spacing in seconds.
+    """
     _check_series(cubes)
     _check_same_pixels(cubes)
     times = [cube.time for cube in cubes]
@@ -161,8 +180,8 @@ def _lag_bounds_seconds(lag_bounds):
     return tuple(lag_bounds.to_value(u.s))
 
 
-def _searched_bounds(n_times, cadence, lag_bounds, normalization="global"):
-    """The lags actually searched, in seconds, as a Quantity pair."""
+def searched_bounds(n_times, cadence, lag_bounds, normalization="global"):
+    """The lags actually searched on ``n_times`` steps of ``cadence`` seconds, as a Quantity pair (s)."""
     window = lags.lag_window(n_times, cadence, _lag_bounds_seconds(lag_bounds), normalization)
     return u.Quantity([window[0], window[-1]]) * cadence * u.s
 
@@ -188,7 +207,7 @@ def cross_correlation(cube_a, cube_b, lag_bounds=None, normalization="global"):
 
     See `sunpy_timelag.TimelagCube.cross_correlation`.
     """
-    (a, b), grid, cadence = _aligned([cube_a, cube_b])
+    (a, b), grid, cadence = aligned([cube_a, cube_b])
     lag_seconds, cc = lags.cross_correlation(a, b, cadence, _lag_bounds_seconds(lag_bounds),
                                              normalization=normalization)
     wcs = lag_wcs(cube_a.celestial_wcs, cube_a.wcs.pixel_to_world(0, 0, 0)[0].frame, lag_seconds * u.s)
@@ -219,18 +238,18 @@ def pair_maps(cubes, index_pairs, lag_bounds=None, refine=True, min_correlation=
     dict
         ``(i, j)`` -> `PairMaps`.
     """
-    data, grid, cadence = _aligned(cubes)
-    results = lags.compute(_pair_results(data, index_pairs, cadence, lag_bounds, refine, min_correlation,
-                                         normalization, uncertainty, significance))
-    bounds = _searched_bounds(grid.size, cadence, lag_bounds, normalization)
+    data, grid, cadence = aligned(cubes)
+    results = lags.compute(pair_results(data, index_pairs, cadence, lag_bounds, refine, min_correlation,
+                                        normalization, uncertainty, significance))
+    bounds = searched_bounds(grid.size, cadence, lag_bounds, normalization)
     bases = {i: cube_header(cubes[i]) for i in {i for i, _ in index_pairs}}
     return {(i, j): _pair_maps(result, bases[i], (_name(cubes[i]), _name(cubes[j])), grid, bounds, normalization)
             for (i, j), result in results.items()}
 
 
-def _pair_results(data, index_pairs, cadence, lag_bounds, refine, min_correlation, normalization, uncertainty,
-                  significance):
-    """The (lazy) `~sunpy_timelag.lags.TimelagResult` of each pair of the aligned ``data``."""
+def pair_results(data, index_pairs, cadence, lag_bounds, refine, min_correlation, normalization, uncertainty,
+                 significance):
+    """The (lazy) `~sunpy_timelag.lags.TimelagResult` of each index pair of the aligned ``data`` (see `aligned`)."""
     return lags.timelag_pairs(
         dict(enumerate(data)), index_pairs, cadence, lag_bounds=_lag_bounds_seconds(lag_bounds), refine=refine,
         min_correlation=min_correlation, normalization=normalization, uncertainty=uncertainty,
@@ -299,7 +318,7 @@ def timelag_maps(cubes, pairs=None, lag_bounds=None, refine=True, min_correlatio
         ``significance`` on fewer than `~sunpy_timelag.lags.MIN_SIGNIFICANCE_TIMES` steps.
     """
     channels = channels_of(cubes)
-    pairs, index_pairs = _index_pairs(channels, pairs)
+    pairs, index_pairs = channel_pairs(channels, pairs)
     maps = pair_maps(cubes, index_pairs, lag_bounds, refine, min_correlation, normalization, uncertainty, significance)
     return {pair: maps[index_pair] for pair, index_pair in zip(pairs, index_pairs, strict=True)}
 
@@ -326,8 +345,15 @@ def channels_of(cubes):
     return channels
 
 
-def _index_pairs(channels, pairs):
-    """The pairs (default: hot to cool) as channel tuples and as index tuples into ``channels``."""
+def channel_pairs(channels, pairs):
+    """
+    The channel pairs (default: every pair, hot to cool) as channel tuples and as index tuples into ``channels``.
+
+    Raises
+    ------
+    ValueError
+        A channel of ``pairs`` without a cube, or paired with itself.
+    """
     if pairs is None:
         order = sorted(channels, key=lambda c: (HOT_TO_COOL.index(c) if c in HOT_TO_COOL else len(HOT_TO_COOL), c))
         pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1 :]]

@@ -27,7 +27,8 @@ def ar1(phi, shape, rng):
 
 
 def pulse_train(t, rng, n_pulses=8):
-    centres, widths, heights = rng.uniform(20, 280, n_pulses), rng.uniform(3, 8, n_pulses), rng.uniform(0.5, 1.5, n_pulses)
+    centres, widths = rng.uniform(20, 280, n_pulses), rng.uniform(3, 8, n_pulses)
+    heights = rng.uniform(0.5, 1.5, n_pulses)
     return sum(h * np.exp(-0.5 * ((t - c) / w) ** 2) for c, w, h in zip(centres, widths, heights, strict=True))
 
 
