@@ -58,7 +58,8 @@ def write_observation(directory, n_frames, size, cadence=12.0):
                 "CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CUNIT1": "arcsec", "CUNIT2": "arcsec",
                 "CDELT1": 2.4, "CDELT2": 2.4, "CRPIX1": size / 2 + 0.5, "CRPIX2": size / 2 + 0.5,
                 "CRVAL1": 0.0, "CRVAL2": 0.0, "DSUN_OBS": 1.48e11, "HGLN_OBS": 0.0, "HGLT_OBS": 0.0,
-                "RSUN_REF": 696000000.0, "EXPTIME": 2.0, "T_OBS": (start + t * u.s).isot, "BUNIT": "DN",
+                "RSUN_REF": 696000000.0, "EXPTIME": 2.0, "T_OBS": (start + t * u.s).isot,
+                "DATE-OBS": (start + (t - 1) * u.s).isot, "BUNIT": "DN",
             })
             path = folder / f"frame_{i:05d}.fits"
             fits.writeto(path, data, header)

@@ -10,6 +10,7 @@ chunk per frame (for frame-by-frame steps) or whole time series over blocks of p
 analysis, each task reading its band from every file) without a rechunk. Rebuilt arrays hold the same
 numbers as the operations applied to the whole frames.
 """
+import os
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -18,8 +19,8 @@ from dask.base import tokenize
 
 __all__ = ["FileSource"]
 
-#: Largest chunk of whole time series, in bytes (as `sunpy_timelag.lags.time_contiguous`).
-SERIES_CHUNK_BYTES = 256 * 2**20
+#: Largest and smallest band of whole time series, in bytes.
+SERIES_CHUNK_BYTES = (256 * 2**20, 16 * 2**20)
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,17 +125,21 @@ class FileSource:
 
     def series(self):
         """
-        The result as whole time series over blocks of pixels, each task reading its band from every file.
+        The result as whole time series over bands of rows, each task reading its band from every file.
 
-        The blocks are those `sunpy_timelag.lags.time_contiguous` would make, so the array lines up
-        with the analysis' other inputs without a rechunk.
+        A band spans whole rows, so that every byte read from an uncompressed file is used once. Bands
+        hold at most 256 MB, and are smaller (down to 16 MB) so that there are at least two per core:
+        enough tasks to keep every core (or every worker of a small cluster) busy.
 
         Returns
         -------
         dask.array.Array
         """
         n, ny, nx = self.shape
-        chunks = normalize_chunks((-1, "auto", "auto"), (n, ny, nx), limit=SERIES_CHUNK_BYTES, dtype=self.dtype)
+        largest, smallest = SERIES_CHUNK_BYTES
+        total = n * ny * nx * self.dtype.itemsize
+        limit = int(np.clip(total / (2 * (os.cpu_count() or 1)), smallest, largest))
+        chunks = normalize_chunks((-1, "auto", -1), (n, ny, nx), limit=limit, dtype=self.dtype)
         name = "fits-series-" + tokenize(self._token(), chunks)
         frames = list(range(n))
         row_edges, column_edges = (np.cumsum((0,) + c) for c in chunks[1:])
