@@ -16,13 +16,6 @@ from gwcs.utils import make_fitswcs_transform
 
 __all__ = ["timelag_wcs", "lag_wcs", "resample_celestial_wcs", "tangent_plane_wcs"]
 
-#: Keywords of a 2-D celestial FITS WCS kept from the reference frame.
-CELESTIAL_KEYWORDS = (
-    "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2",
-    "CDELT1", "CDELT2", "PC1_1", "PC1_2", "PC2_1", "PC2_2", "LONPOLE", "LATPOLE",
-)
-
-
 def _celestial_transform(celestial_wcs):
     """Pixel (0-based) to celestial (deg) transform of a 2-D FITS WCS, as an astropy model."""
     projection = celestial_wcs.wcs.ctype[0][-3:]
