@@ -16,6 +16,7 @@ from gwcs.utils import make_fitswcs_transform
 
 __all__ = ["timelag_wcs", "lag_wcs", "resample_celestial_wcs", "tangent_plane_wcs"]
 
+
 def _celestial_transform(celestial_wcs):
     """Pixel (0-based) to celestial (deg) transform of a 2-D FITS WCS, as an astropy model."""
     projection = celestial_wcs.wcs.ctype[0][-3:]
