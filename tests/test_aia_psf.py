@@ -142,6 +142,9 @@ def test_bad_arguments():
         psf(171, size=64.5)
     with pytest.raises(ValueError, match="non-zero order"):
         psf(171, size=64, diffraction_orders=[0])
+    # 335 A entrance spikes are 31.8 pixels apart: none on a 16-pixel grid (aiapy's pattern is 0/0 there).
+    with pytest.raises(ValueError, match="no diffraction spike of the given orders falls on a 16 x 16 grid"):
+        psf(335, size=16)
 
 
 def test_kernels_import_without_sunpy():
