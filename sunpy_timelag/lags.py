@@ -610,15 +610,8 @@ def _timelag_block(*channels, pairs, lags, cadence, refine, dtype, normalization
                     if (key, first) not in moments:
                         moments[key, first] = lagstats.overlap_moments(
                             lagstats.prefix_sums(prepared[key].centred), lags, n_times, first)
-                window, scale = lagstats.overlap_correlation(
-                    corr[xp.asarray(lags % n_fft)], moments[i, True], moments[j, False], lags, n_times, norm, dtype)
-                # a correlation below -1 never wins; undefined overlaps (constant stretches) are NaN
-                peak_lag, peak, on_bound, bend, shift = _peak(xp.where(xp.isnan(window), -2.0, window),
-                                                              np.arange(lags.size), refine, want_bend)
-                peak_lag, shift = peak_lag + float(lags[0]), shift + int(lags[0])
-                if want_bend:
-                    bend = bend * xp.take_along_axis(scale, (shift - int(lags[0]))[None], axis=0)[0]
-                peak = xp.where(peak < -1, np.nan, peak)
+                peak_lag, peak, on_bound, bend, shift = _overlap_peak(
+                    corr, moments[i, True], moments[j, False], lags, n_times, norm, dtype, refine, want_bend)
             else:
                 peak_lag, peak, on_bound, bend, shift = _peak(corr, lags, refine, want_bend)
                 peak = peak / norm
@@ -641,6 +634,23 @@ def _timelag_block(*channels, pairs, lags, cadence, refine, dtype, normalization
                 pair_out[row, block] = lagstats.peak_significance(
                     powers[i], powers[j], n_fft, norm**2, xp.where(valid, peak, np.nan), lags, n_times, normalization)
     return out.reshape((len(fields) * len(pairs),) + spatial)
+
+
+def _overlap_peak(corr, moments_a, moments_b, lags, n_times, norm, dtype, refine, curvature):
+    """
+    `_peak` of the overlap-normalised correlation, from the circular ``corr`` and the overlap moments.
+
+    The curvature is that of :math:`r(k)` times its normaliser at the peak, the scale of ``corr``.
+    """
+    xp = array_module(corr)
+    window, scale = lagstats.overlap_correlation(corr[xp.asarray(lags % corr.shape[0])], moments_a, moments_b, lags,
+                                                 n_times, norm, dtype)
+    # a correlation below -1 never wins; undefined overlaps (constant stretches) are NaN
+    lag, peak, on_bound, bend, index = _peak(xp.where(xp.isnan(window), -2.0, window), np.arange(lags.size), refine,
+                                             curvature)
+    if curvature:
+        bend = bend * xp.take_along_axis(scale, index[None], axis=0)[0]
+    return lag + float(lags[0]), xp.where(peak < -1, np.nan, peak), on_bound, bend, index + int(lags[0])
 
 
 def _cross_correlation_block(a, b, lags, dtype, normalization):
