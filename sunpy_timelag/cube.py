@@ -5,9 +5,9 @@ import astropy.units as u
 import dask.array as da
 import numpy as np
 import sunpy.map
+from astropy.table import Table
 from ndcube import NDCube
 from sunpy.map.header_helper import get_observer_meta
-from sunpy.util.metadata import MetaDict
 
 from . import analysis, lags
 from .backend import array_module
@@ -21,10 +21,10 @@ from .io.headers import (
     select_quality,
 )
 from .io.loader import FITSFrameLoader, stack_arrays
-from .io.meta import FrameMeta
+from .io.meta import FrameHeaders, FrameMeta
 from .io.source import FileSource
 from .io.wcs import tangent_plane_wcs, timelag_wcs
-from .maps import frame_header, header_map
+from .maps import _WCS_KEYWORDS, celestial_header, frame_header, header_map
 from .prep import PrepMixin
 
 __all__ = ["TimelagCube"]
@@ -118,21 +118,21 @@ class TimelagCube(PrepMixin, NDCube):
         frames = scan_headers(files, hdu=hdu, max_workers=max_workers)
         headers = [frame.header for frame in frames]
         names = [frame.name for frame in frames]
-        with naming_unreadable_headers(headers, names):
-            keep = select_quality(headers, names, quality)
+        keep = select_quality(headers, names, quality)
         if not keep.all():  # flagged frames are left out, as missing ones
             files, frames = ([x for x, k in zip(items, keep, strict=True) if k] for items in (files, frames))
             headers = [frame.header for frame in frames]
             names = [frame.name for frame in frames]
-        with naming_unreadable_headers(headers, names):
-            times = frame_times(headers, names)
-            shapes = [frame.shape for frame in frames]
-            check_frames(headers, shapes, [frame.dtype for frame in frames], names, times, pointing_tolerance)
+        times = frame_times(headers, names)
+        check_frames(headers, [frame.shape for frame in frames], [frame.dtype for frame in frames], names, times,
+                     pointing_tolerance)
         order = times.argsort()
         loaders = [FITSFrameLoader(files[i], frames[i]) for i in order]
-        with naming_unreadable_headers(headers, names, first=names[order[0]]):
+        del frames
+        headers = FrameHeaders.from_rows(headers[i] for i in order)
+        with naming_unreadable_headers(names, first=names[order[0]]):
             source = FileSource.of_frames(loaders)
-            return cls._from_headers(source.frames(), [headers[i] for i in order], times[order], source=source)
+            return cls._from_headers(source.frames(), headers, times[order], source=source)
 
     @classmethod
     def from_maps(cls, maps, *, pointing_tolerance=1.0):
@@ -210,14 +210,11 @@ class TimelagCube(PrepMixin, NDCube):
         ny, nx = cube.data.shape[1:]
         celestial, frame = tangent_plane_wcs(cube.wcs, (ny, nx))
         unit = cube.unit
-        observer = {key.upper(): value for key, value in get_observer_meta(frame.observer, frame.rsun).items()}
-        headers = [
-            frame_header(header, celestial, {
-                **observer, "WAVELNTH": u.Quantity(wavelength, u.AA).value, "WAVEUNIT": "angstrom",
-                "EXPTIME": exposure.to_value(u.s), "T_OBS": time.isot, "BUNIT": _unit_string(unit),
-            })
-            for header, exposure, time in zip(headers, exposure_time, times, strict=True)
-        ]
+        headers = headers.updated({
+            **celestial_header(celestial), **get_observer_meta(frame.observer, frame.rsun),
+            "WAVELNTH": u.Quantity(wavelength, u.AA).value, "WAVEUNIT": "angstrom",
+            "EXPTIME": exposure_time.to_value(u.s), "T_OBS": times.isot, "BUNIT": _unit_string(unit),
+        }, remove=_WCS_KEYWORDS)
         data = da.asarray(cube.data, chunks=(1, ny, nx))
         return cls._from_frames(
             data, headers, times, celestial_wcs=celestial, frame=frame,
@@ -230,14 +227,16 @@ class TimelagCube(PrepMixin, NDCube):
         """
         Build the cube from time-sorted data, headers and times, and the first frame's description.
 
+        ``headers`` is a `~sunpy_timelag.io.meta.FrameHeaders` or a sequence of dict-like headers;
         ``exposure_time`` defaults to the headers' ``EXPTIME`` (NaN where missing); ``source`` is the
         `~sunpy_timelag.io.source.FileSource` that ``data`` was read from, if any.
         """
         celestial_wcs.pixel_shape = data.shape[:0:-1]
+        headers = FrameHeaders.from_headers(headers)
         if exposure_time is None:
-            exposure_time = u.Quantity(frame_exposures(headers), u.s)
+            exposure_time = u.Quantity(_exposures(headers), u.s)
         meta = FrameMeta(
-            headers=tuple(headers), exposure_time=exposure_time, wavelength=wavelength, celestial_wcs=celestial_wcs,
+            headers=headers, exposure_time=exposure_time, wavelength=wavelength, celestial_wcs=celestial_wcs,
             source=None if source is None else (source, data.name),
         )
         return cls(data, wcs=timelag_wcs(celestial_wcs, frame, times), meta=meta, unit=unit)
@@ -276,7 +275,13 @@ class TimelagCube(PrepMixin, NDCube):
 
     @property
     def headers(self):
-        """tuple of dict-like: the header of each frame, as read."""
+        """
+        `~sunpy_timelag.io.meta.FrameHeaders`: the header of each frame, as read.
+
+        A sequence of headers held as one table (``headers.table``, a row per frame, a column per
+        keyword, as a `dkist.Dataset` keeps them): ``headers[i]`` is frame ``i``'s header as a
+        `~sunpy.util.metadata.MetaDict`, ``headers.column("EXPTIME")`` one keyword in every frame.
+        """
         return self.meta["headers"]
 
     @property
@@ -583,7 +588,7 @@ class TimelagCube(PrepMixin, NDCube):
         data = lags.resample(self.data, seconds, new_seconds)
         earlier = np.clip(np.searchsorted(seconds, new_seconds, side="right") - 1, 0, seconds.size - 1)
         exposure = np.interp(new_seconds, seconds, self.exposure_time.to_value(u.s)) * u.s
-        meta = FrameMeta(self.meta, headers=tuple(self.headers[i] for i in earlier), exposure_time=exposure)
+        meta = FrameMeta(self.meta, headers=self.headers[earlier], exposure_time=exposure)
         frame = self.wcs.pixel_to_world(0, 0, 0)[0].frame
         return self._new_instance(data=data, wcs=timelag_wcs(self.celestial_wcs, frame, times), meta=meta)
 
@@ -711,14 +716,28 @@ def _per_frame_headers(meta, n_times):
     """Per-frame headers from ndcube/dkist metadata: a ``headers`` table, else ``meta`` itself."""
     meta = meta if hasattr(meta, "get") else {}
     table = meta.get("headers")
-    if table is not None and len(table) == n_times:
-        return [MetaDict(dict(zip(table.colnames, row, strict=True))) for row in table]
-    return [MetaDict(dict(meta))] * n_times
+    if isinstance(table, FrameHeaders) and len(table) == n_times:
+        return table
+    if isinstance(table, Table) and len(table) == n_times:
+        return FrameHeaders.from_table(table)
+    return FrameHeaders.from_headers([{key: value for key, value in meta.items() if key != "headers"}] * n_times)
 
 
 def _header_quantity(headers, keyword, unit, argument):
     """The values of ``keyword`` in ``headers`` as a Quantity, or an error naming ``argument``."""
-    values = [header.get(keyword) for header in headers]
-    if any(value is None for value in values):
+    try:
+        values = headers.column(keyword)
+    except KeyError:
+        values = np.ma.masked_all(1)
+    if np.ma.is_masked(values) or any(value is None for value in values):
         raise ValueError(f"the cube's metadata have no {keyword}: pass {argument}=... to from_ndcube")
     return u.Quantity(np.asarray(values, dtype=float), unit)
+
+
+def _exposures(headers):
+    """Each frame's ``EXPTIME`` in seconds, read from its column: NaN where absent or not a number."""
+    try:
+        values = np.ma.filled(headers.column("EXPTIME").astype(object), None)
+    except KeyError:
+        values = [None] * len(headers)
+    return frame_exposures({"EXPTIME": value} for value in values)

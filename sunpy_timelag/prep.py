@@ -50,7 +50,7 @@ class PrepMixin:
         """
         from .aia import Deconvolver
 
-        if max(_level(header) for header in self.headers) > 1:
+        if _levels(self.headers).max() > 1:
             raise ValueError("the frames are registered (level > 1): deconvolve the level-1 frames, before register()")
         deconvolver = Deconvolver(psf, channel=self.wavelength if psf is None else None, iterations=iterations,
                                   clip_negative=clip_negative, dtype=dtype)
@@ -86,26 +86,21 @@ class PrepMixin:
             within the cube's tolerance); if the cube was cropped or rebinned in space (register the
             full frames, then crop); if the frames' reference coordinates (``CRVAL``) differ.
         """
-        from .aia.register import Registration, check_level1_map
-        from .maps import header_map
+        from .io.meta import FrameHeaders
 
         _check_own_pixels(self)
-        shape = self.data.shape[1:]
-        maps = [header_map(header, shape) for header in self.headers]
-        check_level1_map(maps[0])
-        first = Registration.from_map(maps[0])
-        registrations = [first] + [Registration.from_map(frame, grid=first) for frame in maps[1:]]
-        _check_common_reference(registrations)
-        frames = np.empty((len(registrations), 1, 1), dtype=object)
-        frames[:, 0, 0] = registrations
+        transforms = []
+        headers = FrameHeaders.from_headers(_registered_headers(self.headers, self.data.shape[1:], transforms))
+        _check_common_reference(headers)
+        frames = np.empty((len(transforms), 1, 1), dtype=object)
+        frames[:, 0, 0] = transforms
         dtype = np.result_type(self.data.dtype, np.float32)
         data = da.map_blocks(
             _register_frame, self.data.rechunk((1, -1, -1)), da.from_array(frames, chunks=1, name=False),
             missing=missing, order=order, dtype=dtype,
-            chunks=((1,) * len(registrations), (first.shape[0],), (first.shape[1],)),
+            chunks=((1,) * len(transforms), (transforms[0].shape[0],), (transforms[0].shape[1],)),
             meta=da.utils.meta_from_array(self.data, dtype=dtype),
         )
-        headers = [registration.meta for registration in registrations]
         return type(self)._from_headers(data, headers, self.time, exposure_time=self.exposure_time, unit=self.unit)
 
     def derotate(self, bottom_left=None, *, top_right=None, width=None, height=None, reference_time=None,
@@ -181,7 +176,7 @@ class PrepMixin:
         """
         from sunpy.map.header_helper import get_observer_meta
 
-        from .maps import frame_header, header_map
+        from .maps import _WCS_KEYWORDS, celestial_header, frame_header, header_map
         from .rotation import source_window
 
         if not isinstance(order, int | np.integer) or order not in range(6):
@@ -226,8 +221,8 @@ class PrepMixin:
             order=order, missing=missing, dtype=dtype, chunks=((1,) * n, (shape[0],), (shape[1],)),
             meta=da.utils.meta_from_array(self.data, dtype=dtype),
         )
-        updates = {**observer_meta, "DEROTREF": reference_time.isot, "DEROTMOD": rotation_model}
-        headers = [frame_header(h, grid.wcs, updates) for h in self.headers]
+        headers = self.headers.updated({**celestial_header(grid.wcs), **observer_meta, "DEROTREF": reference_time.isot,
+                                        "DEROTMOD": rotation_model}, remove=_WCS_KEYWORDS)
         return type(self)._from_frames(data, headers, times, celestial_wcs=grid.wcs, frame=grid.coordinate_frame,
                                        wavelength=self.wavelength, unit=self.unit, exposure_time=self.exposure_time)
 
@@ -283,7 +278,7 @@ class PrepMixin:
     def from_zarr(cls, path):
         """
         A cube from a store written by `to_zarr`: the same data (lazy, one chunk per frame),
-        coordinates and metadata (headers as `~sunpy.util.metadata.MetaDict`).
+        coordinates and metadata (headers as a `~sunpy_timelag.io.meta.FrameHeaders`).
 
         Parameters
         ----------
@@ -293,13 +288,12 @@ class PrepMixin:
         -------
         `~sunpy_timelag.TimelagCube`
         """
-        from sunpy.util.metadata import MetaDict
-
+        from .io.meta import FrameHeaders
         from .io.zarr import read_cube_store
         from .maps import header_map
 
         stored = read_cube_store(path)
-        headers = [MetaDict(header) for header in stored.headers]
+        headers = FrameHeaders.from_headers(stored.headers)
         frame = header_map(headers[0], stored.data.shape[1:]).coordinate_frame
         return cls._from_frames(stored.data, headers, stored.time, celestial_wcs=stored.celestial_wcs, frame=frame,
                                 wavelength=stored.wavelength, unit=stored.unit, exposure_time=stored.exposure_time)
@@ -311,9 +305,36 @@ def _register_frame(block, frames, *, missing, order):
     return frames.item()(image, missing=missing, order=order)[np.newaxis]
 
 
-def _level(header):
-    """The processing level of a frame (``LVL_NUM``; 1 if absent)."""
-    return float(header.get("LVL_NUM") or 1)
+def _levels(headers):
+    """The processing level of each frame (``LVL_NUM``; 1 if absent), read from its column."""
+    try:
+        values = np.ma.filled(headers.column("LVL_NUM").astype(object), None)
+    except KeyError:
+        values = [None] * len(headers)
+    return np.array([float(value or 1) for value in values])
+
+
+def _registered_headers(headers, shape, transforms):
+    """
+    The level-1.5 header of each frame, one frame at a time, appending its transform to ``transforms``.
+
+    Each frame's `~sunpy_timelag.aia.register.Registration` comes from a data-less map of its
+    header (as `sunpy_timelag.aia.register` reads it), on the grid of the first frame; only the
+    transform (a few numbers, no header) is kept for the Dask graph, and one frame's map and header
+    are alive at a time.
+    """
+    from dataclasses import replace
+
+    from .aia.register import Registration, check_level1_map
+    from .maps import header_map
+
+    first_map = header_map(headers[0], shape)
+    check_level1_map(first_map)
+    first = Registration.from_map(first_map)
+    for i, header in enumerate(headers):
+        registration = first if i == 0 else Registration.from_map(header_map(header, shape), grid=first)
+        transforms.append(replace(registration, meta=None))
+        yield registration.meta
 
 
 def _check_own_pixels(cube):
@@ -328,16 +349,15 @@ def _check_own_pixels(cube):
                          "full frames first, then crop (submap) or rebin")
 
 
-def _check_common_reference(registrations):
+def _check_common_reference(headers):
     """Refuse frames whose reference coordinates differ: they would not share a level-1.5 grid."""
-    first = registrations[0].meta
-    tolerance = 1e-3 * abs(first["cdelt1"])  # a thousandth of a pixel
-    for registration in registrations[1:]:
-        meta = registration.meta
-        if abs(meta["crval1"] - first["crval1"]) > tolerance or abs(meta["crval2"] - first["crval2"]) > tolerance:
-            raise ValueError(f"frames with different reference coordinates (CRVAL: {first['crval1']}, "
-                             f"{first['crval2']} and {meta['crval1']}, {meta['crval2']}) do not share a "
-                             "level-1.5 grid: register them separately")
+    crval = np.column_stack([headers.column("CRVAL1"), headers.column("CRVAL2")]).astype(float)
+    tolerance = 1e-3 * abs(float(headers.column("CDELT1")[0]))  # a thousandth of a pixel
+    bad = np.flatnonzero((np.abs(crval - crval[0]) > tolerance).any(axis=1))
+    if bad.size:
+        (x0, y0), (x, y) = crval[0], crval[bad[0]]
+        raise ValueError(f"frames with different reference coordinates (CRVAL: {x0}, {y0} and {x}, {y}) do not "
+                         "share a level-1.5 grid: register them separately")
 
 
 def _derotate_frame(block, numbers, *, reference, source, rates, shape, frame_shape, order, missing):
@@ -390,8 +410,9 @@ def _reference_time(times, reference_time):
 def _observers(headers, shape):
     """
     The observer of each frame, in heliographic Stonyhurst coordinates, as sunpy reads them: the
-    ``HGLN_OBS``, ``HGLT_OBS`` and ``DSUN_OBS`` keywords (sunpy's first choice) read at once where
-    every header has them, else each frame's ``observer_coordinate``.
+    ``HGLN_OBS``, ``HGLT_OBS`` and ``DSUN_OBS`` keywords (sunpy's first choice), read from their
+    columns where every header has them, else each frame's ``observer_coordinate`` (one frame's
+    map at a time).
     """
     from astropy.coordinates import SkyCoord
     from sunpy.coordinates import HeliographicStonyhurst
@@ -399,8 +420,8 @@ def _observers(headers, shape):
     from .maps import header_map
 
     try:
-        values = np.array([[header[key] for key in ("HGLN_OBS", "HGLT_OBS", "DSUN_OBS")] for header in headers],
-                          dtype=float)
+        values = np.ma.filled(np.ma.column_stack([headers.column(key).astype(float)
+                                                  for key in ("HGLN_OBS", "HGLT_OBS", "DSUN_OBS")]), np.nan)
     except (KeyError, TypeError, ValueError):
         values = np.array([np.nan])
     if np.isfinite(values).all():

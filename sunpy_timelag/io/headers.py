@@ -4,6 +4,7 @@ Header scan: read and check the FITS headers of many frames, in parallel, withou
 import contextlib
 import operator
 import os
+import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,14 +15,20 @@ from astropy.time import Time, TimeDelta
 
 from ..exceptions import InputFileError
 
-__all__ = ["FrameHeader", "scan_headers", "frame_times", "frame_exposures", "check_frames", "select_quality",
-           "quality_meanings"]
+__all__ = ["FrameHeader", "header_row", "scan_headers", "frame_times", "frame_exposures", "check_frames",
+           "select_quality", "quality_meanings"]
 
 #: Header keywords giving the observation time of a frame, in order of preference: the mid-exposure
 #: time (AIA's ``T_OBS``, FITS ``DATE-AVG``) before the start (``DATE-OBS``, + ``EXPTIME`` / 2).
 TIME_KEYWORDS = ("T_OBS", "DATE-AVG", "DATE-OBS")
 
 _WCS_KEYWORDS = ("CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CDELT1", "CDELT2")
+
+#: FITS commentary keywords, whose cards a header row joins into one string of lines (as sunpy keeps them).
+COMMENTARY_KEYWORDS = ("COMMENT", "HISTORY")
+
+#: A keyword of the FITS standard; astropy is asked to look up any other (HIERARCH, or garbled).
+_STANDARD_KEYWORD = re.compile(r"[A-Z0-9_-]{1,8}")
 
 
 @dataclass(frozen=True)
@@ -35,8 +42,9 @@ class FrameHeader:
         The file's full name (URL), for messages.
     hdu : int
         Index of the image HDU.
-    header : `astropy.io.fits.Header`
-        The image header.
+    header : dict
+        The image header as a row of the cube's header table: keyword -> value
+        (`header_row`); the astropy header itself is not kept.
     shape : tuple of int
         ``(ny, nx)``.
     dtype : numpy.dtype
@@ -48,7 +56,7 @@ class FrameHeader:
 
     name: str
     hdu: int
-    header: fits.Header
+    header: dict
     shape: tuple
     dtype: np.dtype
     data_offset: int | None
@@ -119,11 +127,68 @@ def read_frame_header(file, hdu=None):
     if end > size:
         raise InputFileError(f"{name} is truncated: its header announces {end} bytes, the file has {size}")
     try:
-        shape, dtype = (int(header["NAXIS2"]), int(header["NAXIS1"])), _data_dtype(header)
-    except (KeyError, ValueError, TypeError, fits.VerifyError) as error:
+        row = header_row(header)
+    except Exception as error:  # whatever astropy raises on a garbled card
+        problem = _unreadable_card(header) or repr(error)
+        raise InputFileError(f"{name} has an unreadable header card: {problem}") from error
+    try:
+        shape, dtype = (int(row["NAXIS2"]), int(row["NAXIS1"])), _data_dtype(row)
+    except (KeyError, ValueError, TypeError) as error:
         raise InputFileError(f"{name}: HDU {index} has no readable image size or type ({error!r})") from error
     offset = None if isinstance(image, fits.CompImageHDU) else image._data_offset
-    return FrameHeader(name, index, header, shape, dtype, offset)
+    return FrameHeader(name, index, row, shape, dtype, offset)
+
+
+def header_row(header):
+    """
+    A header as a row of a cube's header table: a `dict` of keyword -> plain value.
+
+    Keywords are upper case (as FITS writes them), a keyword given twice keeps its first value (as
+    astropy reads it), values are Python scalars (`str`, `int`, `float`, `bool`; `None` for FITS's
+    undefined value), and the cards of each commentary keyword (`COMMENTARY_KEYWORDS`) are joined
+    into one string of lines, as sunpy keeps them when it reads a file. Blank-keyword cards (layout
+    only) and the cards' comments are left out. An `astropy.io.fits.Header` is read card by card, each
+    card parsed once; reading it whole is the test that no card is garbled.
+
+    Parameters
+    ----------
+    header : `astropy.io.fits.Header` or dict-like
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    Exception
+        Whatever astropy raises on a card it cannot read.
+    """
+    row, commentary = {}, {}
+    if isinstance(header, fits.Header):
+        for card in header.cards:
+            keyword = card.keyword
+            if keyword in COMMENTARY_KEYWORDS:
+                commentary.setdefault(keyword, []).append(str(card.value))
+            elif keyword and keyword not in row:
+                if not _STANDARD_KEYWORD.fullmatch(keyword):
+                    header[keyword]  # noqa: B018 (looking it up is the test that astropy can)
+                row[keyword] = _plain(card.value)
+        row.update((keyword, "\n".join(lines)) for keyword, lines in commentary.items())
+        return row
+    for key, value in header.items():
+        keyword = str(key).upper()
+        if keyword and keyword not in row:
+            row[keyword] = _plain(value)
+    return row
+
+
+def _plain(value):
+    """A header value as a plain Python value: NumPy scalars as Python's, FITS's undefined value as `None`."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, fits.card.Undefined):
+        return None
+    return value
 
 
 def _image_hdu(hdulist, name):
@@ -163,36 +228,26 @@ def _check_uncompressed(start, name):
 
 
 @contextlib.contextmanager
-def naming_unreadable_headers(headers, names, first=None):
+def naming_unreadable_headers(names, first):
     """
-    Turn an error caused by an unreadable header, which names no file, into one that does.
+    Turn an error raised while sunpy reads the first frame's header as a map into one naming it.
 
-    astropy parses a header card when it is first read, so a garbled card surfaces later, wherever
-    it is read, as an error that names no file (astropy's ``VerifyError``, a ``re.error`` for a
-    keyword of stray bytes, sunpy's ``MapMetaValidationError``, a `ValueError` for a unit of stray
-    bytes, ...). An error raised in this context whose message names none of the frames becomes an
-    `~sunpy_timelag.exceptions.InputFileError` naming the first frame whose header does not read in
-    full, else ``first``, the frame whose whole header the context reads (sunpy reading it as a map);
-    without ``first``, it is raised as it is. Headers are read in full only then, on the way out of
-    an error.
+    sunpy's map reading of a header raises, on a value it cannot read, an error that names no file
+    (sunpy's ``MapMetaValidationError``, a `ValueError` for a unit of stray bytes, wcslib's errors,
+    ...). An error raised in this context whose message names none of the frames becomes an
+    `~sunpy_timelag.exceptions.InputFileError` naming ``first``. (Garbled cards are found earlier:
+    the header scan reads every card, `header_row`.)
 
     Parameters
     ----------
-    headers : list of dict-like
     names : list of str
-    first : str, optional
-        Name of the frame whose header is read as a whole in this context.
+    first : str
+        Name of the frame whose header is read as a map in this context.
     """
     try:
         yield
     except Exception as error:
         if any(name in str(error) for name in names):
-            raise
-        for header, name in zip(headers, names, strict=True):
-            problem = _unreadable_card(header)
-            if problem is not None:
-                raise InputFileError(f"{name} has an unreadable header card: {problem}") from error
-        if first is None:
             raise
         raise InputFileError(f"{first}: its header cannot be read as a map ({error!r})") from error
 
