@@ -146,7 +146,8 @@ def header_row(header):
     Keywords are upper case (as FITS writes them), a keyword given twice keeps its first value (as
     astropy reads it), values are Python scalars (`str`, `int`, `float`, `bool`; `None` for FITS's
     undefined value), and the cards of each commentary keyword (`COMMENTARY_KEYWORDS`) are joined
-    into one string of lines, as sunpy keeps them when it reads a file. Blank-keyword cards (layout
+    into one string of lines, as sunpy keeps them when it reads a file (stripped of surrounding
+    blanks). Blank-keyword cards (layout
     only) and the cards' comments are left out. An `astropy.io.fits.Header` is read card by card, each
     card parsed once; reading it whole is the test that no card is garbled.
 
@@ -173,7 +174,7 @@ def header_row(header):
                 if not _STANDARD_KEYWORD.fullmatch(keyword):
                     header[keyword]  # noqa: B018 (looking it up is the test that astropy can)
                 row[keyword] = _plain(card.value)
-        row.update((keyword, "\n".join(lines)) for keyword, lines in commentary.items())
+        row.update((keyword, "\n".join(lines).strip()) for keyword, lines in commentary.items())
         return row
     for key, value in header.items():
         keyword = str(key).upper()

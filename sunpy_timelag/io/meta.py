@@ -205,9 +205,11 @@ class FrameHeaders(Sequence):
             yield MetaDict(self._row(i))
 
     def __eq__(self, other):
+        if other is self:
+            return True
         if isinstance(other, FrameHeaders):
             rows = (other._row(i) for i in range(len(other)))
-        elif isinstance(other, Sequence) and not isinstance(other, str | bytes):
+        elif isinstance(other, Sequence) and all(hasattr(header, "items") for header in other):
             rows = (header_row(header) for header in other)
         else:
             return NotImplemented
