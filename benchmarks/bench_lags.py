@@ -42,8 +42,7 @@ from astropy.time import Time
 from sunkit_image.time_lag import time_lag
 from sunpy.coordinates import frames
 
-from sunpy_timelag import TimelagCube, lags, timelag_maps
-from sunpy_timelag.analysis import HOT_TO_COOL
+from sunpy_timelag import HOT_TO_COOL, TimelagCube, lags, timelag_maps
 
 BOUNDS = (-3 * 3600.0, 3 * 3600.0)
 TRACED = ("sunkit-image time_lag", "timelag (default)")

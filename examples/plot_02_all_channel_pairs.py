@@ -17,8 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import sunpy.map
 
-from sunpy_timelag import TimelagCube, timelag_maps
-from sunpy_timelag.analysis import HOT_TO_COOL
+from sunpy_timelag import HOT_TO_COOL, TimelagCube, timelag_maps
 from sunpy_timelag.data import make_synthetic_observation
 
 # %%
@@ -44,9 +43,9 @@ print([cube.channel for cube in cubes])
 # -----------------------
 # Without ``pairs``, `~sunpy_timelag.timelag_maps` computes every pair of the channels given, each
 # ordered from the hotter to the cooler channel as in the literature
-# (`~sunpy_timelag.analysis.HOT_TO_COOL`), so that positive lags are cooling plasma whatever order
+# (`~sunpy_timelag.HOT_TO_COOL`), so that positive lags are cooling plasma whatever order
 # the cubes come in. The result is a dict from ``(A, B)`` to a
-# `~sunpy_timelag.analysis.PairMaps` of two maps.
+# `~sunpy_timelag.PairMaps` of two maps.
 
 print(HOT_TO_COOL)
 results = timelag_maps(cubes, lag_bounds=[-1, 1] * u.h)

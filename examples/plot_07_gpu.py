@@ -22,10 +22,8 @@ import numpy as np
 import sunpy.data.test
 import sunpy.map
 
-from sunpy_timelag import TimelagCube, lags
+from sunpy_timelag import TimelagCube, cupy_available, lags, time_grid
 from sunpy_timelag.aia import Deconvolver
-from sunpy_timelag.analysis import common_time_grid
-from sunpy_timelag.backend import cupy_available
 from sunpy_timelag.data import make_synthetic_observation
 
 GPU = cupy_available()
@@ -62,7 +60,7 @@ print(f"CPU: {time.perf_counter() - start:.2f} s")
 # on the CPU and every step after that — resampling onto the common time grid, centring, FFTs,
 # peak search, refinement — runs on the GPU. The map comes back as an ordinary sunpy Map.
 
-grid = common_time_grid([ar335, ar171])
+grid = time_grid([ar335, ar171])
 cadence = (grid[1] - grid[0]).to_value(u.s)
 bounds = tuple(lag_bounds.to_value(u.s))
 print(f"{grid.size} steps of {cadence:.1f} s")

@@ -1,26 +1,31 @@
 """
 sunpy_timelag: lazy, coordinate-aware time-lag analysis of coronal imaging.
 
-The array kernels (`sunpy_timelag.lags`, `sunpy_timelag.aia`, `sunpy_timelag.backend`)
+The array kernels (`sunpy_timelag.lags`, `sunpy_timelag.rotation`, `sunpy_timelag.aia`)
 need only NumPy, SciPy and, for the GPU, CuPy; the cube and map layers import sunpy
 and ndcube when first used, so the kernels can run where sunpy is not installed.
 """
 from ._version import __version__
 
-__all__ = ["TimelagCube", "timelag_maps", "windowed_timelag_maps", "__version__"]
+__all__ = ["TimelagCube", "timelag_maps", "windowed_timelag_maps", "time_grid", "PairMaps", "WindowedMaps",
+           "HOT_TO_COOL", "cupy_available", "__version__"]
+
+# Public name -> the module that defines it, imported on first access.
+_LAZY = {
+    "TimelagCube": "cube",
+    "timelag_maps": "analysis",
+    "time_grid": "analysis",
+    "PairMaps": "analysis",
+    "HOT_TO_COOL": "analysis",
+    "windowed_timelag_maps": "windowed",
+    "WindowedMaps": "windowed",
+    "cupy_available": "backend",
+}
 
 
 def __getattr__(name):
-    if name == "TimelagCube":
-        from .cube import TimelagCube
+    if name in _LAZY:
+        import importlib
 
-        return TimelagCube
-    if name == "timelag_maps":
-        from .analysis import timelag_maps
-
-        return timelag_maps
-    if name == "windowed_timelag_maps":
-        from .windowed import windowed_timelag_maps
-
-        return windowed_timelag_maps
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

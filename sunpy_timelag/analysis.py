@@ -17,10 +17,7 @@ from .backend import to_numpy
 from .io.wcs import lag_wcs
 from .maps import correlation_map, cube_header, significance_map, timelag_map, uncertainty_map
 
-__all__ = [
-    "HOT_TO_COOL", "PairMaps", "common_time_grid", "cross_correlation", "timelag_maps", "pair_maps", "check_other",
-    "channels_of", "channel_pairs", "aligned", "pair_results", "searched_bounds", "parse_pair",
-]
+__all__ = ["HOT_TO_COOL", "PairMaps", "time_grid", "timelag_maps"]
 
 #: AIA EUV channels from hot to cool, as ordered in the literature (Viall & Klimchuk 2012):
 #: for pairs in this order a positive time lag means cooling plasma.
@@ -56,9 +53,13 @@ class PairMaps(NamedTuple):
     significance: object = None
 
 
-def common_time_grid(cubes, cadence=None):
+def time_grid(cubes, cadence=None):
     """
     The evenly spaced grid of absolute times over which all ``cubes`` overlap.
+
+    Every analysis of channel pairs resamples the cubes onto this grid first (linearly, lazily):
+    it is `sunpy_timelag.lags.common_time_grid` of the cubes' observation times, as absolute
+    times.
 
     Parameters
     ----------
@@ -90,7 +91,7 @@ def _common_grid(times, cadence=None):
     return epoch + lags.common_time_grid(*seconds, cadence=cadence) * u.s
 
 
-def aligned(cubes, cadence=None):
+def _aligned(cubes, cadence=None):
     """
     The cubes' data resampled (lazily, linearly) on their common time grid.
 
@@ -99,7 +100,7 @@ def aligned(cubes, cadence=None):
     cubes : list of `~sunpy_timelag.TimelagCube`
         Covering the same pixels.
     cadence : `~astropy.units.Quantity`, optional
-        See `common_time_grid`.
+        See `time_grid`.
 
     Returns
     -------
@@ -180,13 +181,13 @@ def _lag_bounds_seconds(lag_bounds):
     return tuple(lag_bounds.to_value(u.s))
 
 
-def searched_bounds(n_times, cadence, lag_bounds, normalization="global"):
+def _searched_bounds(n_times, cadence, lag_bounds, normalization="global"):
     """The lags actually searched on ``n_times`` steps of ``cadence`` seconds, as a Quantity pair (s)."""
     window = lags.lag_window(n_times, cadence, _lag_bounds_seconds(lag_bounds), normalization)
     return u.Quantity([window[0], window[-1]]) * cadence * u.s
 
 
-def check_other(cube, other):
+def _check_other(cube, other):
     """
     Refuse to pair a cube with a cube of the same channel (the ``other`` of the cube methods).
 
@@ -201,13 +202,13 @@ def check_other(cube, other):
         )
 
 
-def cross_correlation(cube_a, cube_b, lag_bounds=None, normalization="global"):
+def _cross_correlation(cube_a, cube_b, lag_bounds=None, normalization="global"):
     """
     The cross-correlation of two cubes in every pixel, as an `~ndcube.NDCube` with a lag axis.
 
     See `sunpy_timelag.TimelagCube.cross_correlation`.
     """
-    (a, b), grid, cadence = aligned([cube_a, cube_b])
+    (a, b), grid, cadence = _aligned([cube_a, cube_b])
     lag_seconds, cc = lags.cross_correlation(a, b, cadence, _lag_bounds_seconds(lag_bounds),
                                              normalization=normalization)
     wcs = lag_wcs(cube_a.celestial_wcs, cube_a.wcs.pixel_to_world(0, 0, 0)[0].frame, lag_seconds * u.s)
@@ -220,8 +221,8 @@ def cross_correlation(cube_a, cube_b, lag_bounds=None, normalization="global"):
     return NDCube(cc, wcs=wcs, meta=meta, unit=u.dimensionless_unscaled)
 
 
-def pair_maps(cubes, index_pairs, lag_bounds=None, refine=True, min_correlation=None, normalization="global",
-              uncertainty=False, significance=False):
+def _pair_maps(cubes, index_pairs, lag_bounds=None, refine=True, min_correlation=None, normalization="global",
+               uncertainty=False, significance=False):
     """
     Time-lag and correlation maps of pairs of cubes given by index, computed in one pass.
 
@@ -238,18 +239,18 @@ def pair_maps(cubes, index_pairs, lag_bounds=None, refine=True, min_correlation=
     dict
         ``(i, j)`` -> `PairMaps`.
     """
-    data, grid, cadence = aligned(cubes)
-    results = lags.compute(pair_results(data, index_pairs, cadence, lag_bounds, refine, min_correlation,
-                                        normalization, uncertainty, significance))
-    bounds = searched_bounds(grid.size, cadence, lag_bounds, normalization)
+    data, grid, cadence = _aligned(cubes)
+    results = lags.compute(_pair_results(data, index_pairs, cadence, lag_bounds, refine, min_correlation,
+                                         normalization, uncertainty, significance))
+    bounds = _searched_bounds(grid.size, cadence, lag_bounds, normalization)
     bases = {i: cube_header(cubes[i]) for i in {i for i, _ in index_pairs}}
-    return {(i, j): _pair_maps(result, bases[i], (_name(cubes[i]), _name(cubes[j])), grid, bounds, normalization)
+    return {(i, j): _result_maps(result, bases[i], (_name(cubes[i]), _name(cubes[j])), grid, bounds, normalization)
             for (i, j), result in results.items()}
 
 
-def pair_results(data, index_pairs, cadence, lag_bounds, refine, min_correlation, normalization, uncertainty,
-                 significance):
-    """The (lazy) `~sunpy_timelag.lags.TimelagResult` of each index pair of the aligned ``data`` (see `aligned`)."""
+def _pair_results(data, index_pairs, cadence, lag_bounds, refine, min_correlation, normalization, uncertainty,
+                  significance):
+    """The (lazy) `~sunpy_timelag.lags.TimelagResult` of each index pair of the aligned ``data`` (see `_aligned`)."""
     return lags.timelag_pairs(
         dict(enumerate(data)), index_pairs, cadence, lag_bounds=_lag_bounds_seconds(lag_bounds), refine=refine,
         min_correlation=min_correlation, normalization=normalization, uncertainty=uncertainty,
@@ -257,7 +258,7 @@ def pair_results(data, index_pairs, cadence, lag_bounds, refine, min_correlation
     )
 
 
-def _pair_maps(result, base, names, grid, bounds, normalization):
+def _result_maps(result, base, names, grid, bounds, normalization):
     """The `PairMaps` of one computed result; Maps hold NumPy arrays, also when the kernels ran on a GPU."""
     sigma = None if result.uncertainty is None else to_numpy(result.uncertainty)
     args = (base, names, grid, bounds, normalization)
@@ -317,13 +318,13 @@ def timelag_maps(cubes, pairs=None, lag_bounds=None, refine=True, min_correlatio
         ranges, lag bounds selecting no lag, ``min_correlation`` outside [-1, 1], or
         ``significance`` on fewer than `~sunpy_timelag.lags.MIN_SIGNIFICANCE_TIMES` steps.
     """
-    channels = channels_of(cubes)
-    pairs, index_pairs = channel_pairs(channels, pairs)
-    maps = pair_maps(cubes, index_pairs, lag_bounds, refine, min_correlation, normalization, uncertainty, significance)
+    channels = _channels_of(cubes)
+    pairs, index_pairs = _channel_pairs(channels, pairs)
+    maps = _pair_maps(cubes, index_pairs, lag_bounds, refine, min_correlation, normalization, uncertainty, significance)
     return {pair: maps[index_pair] for pair, index_pair in zip(pairs, index_pairs, strict=True)}
 
 
-def channels_of(cubes):
+def _channels_of(cubes):
     """
     The channel of each cube, checked: every cube has a wavelength, one cube per channel.
 
@@ -345,7 +346,7 @@ def channels_of(cubes):
     return channels
 
 
-def channel_pairs(channels, pairs):
+def _channel_pairs(channels, pairs):
     """
     The channel pairs (default: every pair, hot to cool) as channel tuples and as index tuples into ``channels``.
 
@@ -357,7 +358,7 @@ def channel_pairs(channels, pairs):
     if pairs is None:
         order = sorted(channels, key=lambda c: (HOT_TO_COOL.index(c) if c in HOT_TO_COOL else len(HOT_TO_COOL), c))
         pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1 :]]
-    pairs = [parse_pair(pair) for pair in pairs]
+    pairs = [_parse_pair(pair) for pair in pairs]
     for pair in pairs:
         missing = [channel for channel in pair if channel not in channels]
         if missing:
@@ -367,7 +368,7 @@ def channel_pairs(channels, pairs):
     return pairs, [(channels.index(a), channels.index(b)) for a, b in pairs]
 
 
-def parse_pair(pair):
+def _parse_pair(pair):
     """
     A channel pair as a tuple of ints, from ``(335, 171)`` or ``"335-171"``.
 

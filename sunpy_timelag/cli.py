@@ -22,7 +22,7 @@ import numpy as np
 from fsspec.implementations.local import LocalFileSystem
 
 from . import __version__
-from .analysis import parse_pair, timelag_maps
+from .analysis import _parse_pair, timelag_maps
 from .cube import TimelagCube
 from .exceptions import OutputPathError
 from .io.files import resolve_files
@@ -57,7 +57,7 @@ def parse_duration(text):
 
 def _parse_pairs(text):
     try:
-        pairs = [parse_pair(pair) for pair in text.split(",")]
+        pairs = [_parse_pair(pair) for pair in text.split(",")]
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     same = next((pair for pair in pairs if pair[0] == pair[1]), None)
@@ -228,7 +228,7 @@ def analyse(pattern, pairs, lag_bounds, out, *, register=False, region=None, der
     Returns
     -------
     dict
-        ``(A, B)`` -> `~sunpy_timelag.analysis.PairMaps`.
+        ``(A, B)`` -> `~sunpy_timelag.PairMaps`.
     """
     import matplotlib
     from dask.diagnostics import ProgressBar

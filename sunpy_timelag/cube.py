@@ -622,8 +622,8 @@ class TimelagCube(PrepMixin, NDCube):
             ``(lag, y, x)``, lazy; its WCS gives the lag in seconds and the celestial
             coordinates of this cube.
         """
-        analysis.check_other(self, other)
-        return analysis.cross_correlation(self, other, lag_bounds, normalization)
+        analysis._check_other(self, other)
+        return analysis._cross_correlation(self, other, lag_bounds, normalization)
 
     def timelag_map(self, other, lag_bounds=None, refine=True, min_correlation=None, normalization="global",
                     uncertainty=False):
@@ -654,9 +654,9 @@ class TimelagCube(PrepMixin, NDCube):
             In seconds; its mask marks pixels whose peak sits on a lag bound. Constant or
             NaN pixels are NaN (with one `~sunpy_timelag.lags.TimelagWarning`).
         """
-        analysis.check_other(self, other)
-        return analysis.pair_maps([self, other], [(0, 1)], lag_bounds, refine, min_correlation, normalization,
-                                  uncertainty)[(0, 1)].timelag
+        analysis._check_other(self, other)
+        return analysis._pair_maps([self, other], [(0, 1)], lag_bounds, refine, min_correlation, normalization,
+                                   uncertainty)[(0, 1)].timelag
 
     def correlation_map(self, other, lag_bounds=None, normalization="global"):
         """
@@ -675,9 +675,9 @@ class TimelagCube(PrepMixin, NDCube):
         `~sunpy.map.GenericMap`
             Dimensionless, in [-1, 1].
         """
-        analysis.check_other(self, other)
-        return analysis.pair_maps([self, other], [(0, 1)], lag_bounds, refine=False,
-                                  normalization=normalization)[(0, 1)].correlation
+        analysis._check_other(self, other)
+        return analysis._pair_maps([self, other], [(0, 1)], lag_bounds, refine=False,
+                                   normalization=normalization)[(0, 1)].correlation
 
     def _grid_map(self):
         """

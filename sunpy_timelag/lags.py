@@ -87,7 +87,6 @@ __all__ = [
     "timelag",
     "timelag_pairs",
     "compute",
-    "warn_invalid",
     "time_contiguous",
 ]
 
@@ -366,7 +365,7 @@ def cross_correlation(a, b, cadence, lag_bounds=None, dtype=np.float64, normaliz
     kernel = functools.partial(_cross_correlation_block, lags=lags, dtype=dtype, normalization=normalization)
     cc = _map_time_blocks(kernel, arrays, lags.size, dtype)
     if not isinstance(cc, da.Array):
-        warn_invalid(cc[0])
+        _warn_invalid(cc[0])
     return lags * _check_cadence(cadence), cc
 
 
@@ -519,7 +518,7 @@ def timelag_pairs(series, pairs, cadence, lag_bounds=None, refine=True, min_corr
     maps = _map_time_blocks(kernel, arrays, n * len(pairs), np.float64)
     results = {pair: _result(maps[n * i : n * i + n], fields, min_correlation) for i, pair in enumerate(pairs)}
     if not isinstance(maps, da.Array):
-        warn_invalid(*(result.correlation for result in results.values()))
+        _warn_invalid(*(result.correlation for result in results.values()))
     return results
 
 
@@ -546,11 +545,11 @@ def compute(results, **kwargs):
     """
     (computed,) = dask.compute(results, **kwargs)
     values = [computed] if isinstance(computed, TimelagResult) else list(computed.values())
-    warn_invalid(*(result.correlation for result in values))
+    _warn_invalid(*(result.correlation for result in values))
     return computed
 
 
-def warn_invalid(*correlations):
+def _warn_invalid(*correlations):
     """
     Issue one `TimelagWarning` counting the pixels that are NaN in any map.
 

@@ -29,7 +29,7 @@ def reliable_pixels(maps, min_correlation=MIN_CORRELATION, significance_level=SI
 
     Parameters
     ----------
-    maps : `~sunpy_timelag.analysis.PairMaps`
+    maps : `~sunpy_timelag.PairMaps`
         The maps of one channel pair.
     min_correlation : float, optional
         Smallest peak correlation kept.
@@ -55,7 +55,7 @@ def lag_limit(results, percentile=98.0, **criteria):
 
     Parameters
     ----------
-    results : dict of `~sunpy_timelag.analysis.PairMaps`
+    results : dict of `~sunpy_timelag.PairMaps`
         As `~sunpy_timelag.timelag_maps` returns them.
     percentile : float, optional
     **criteria
@@ -82,7 +82,7 @@ def plot_pair_grid(results, *, figure=None, limit=None, min_correlation=MIN_CORR
 
     Parameters
     ----------
-    results : dict of `~sunpy_timelag.analysis.PairMaps`
+    results : dict of `~sunpy_timelag.PairMaps`
         As `~sunpy_timelag.timelag_maps` returns them, keyed by ``(A, B)``.
     figure : `matplotlib.figure.Figure`, optional
         Drawn into; default a new figure sized for print.
@@ -124,7 +124,7 @@ def plot_lag_histograms(results, *, axes=None, bins=40, limit=None, min_correlat
 
     Parameters
     ----------
-    results : dict of `~sunpy_timelag.analysis.PairMaps`
+    results : dict of `~sunpy_timelag.PairMaps`
     axes : `matplotlib.axes.Axes`, optional
     bins : int, optional
     limit : `~astropy.units.Quantity`, optional

@@ -1,7 +1,7 @@
 r"""
 Time-resolved lags: time-lag maps in sliding windows of the observation.
 
-The channels are put on their common time grid once (`sunpy_timelag.analysis.aligned`);
+The channels are put on their common time grid once (`~sunpy_timelag.time_grid`);
 each window is then a run of :math:`W` consecutive grid steps, starting every :math:`S`
 steps, analysed exactly as `~sunpy_timelag.timelag_maps` analyses a whole observation
 (the series centred, normalised and correlated within the window). All windows and
@@ -18,7 +18,7 @@ from . import analysis, lags
 from .backend import to_numpy
 from .io.wcs import timelag_wcs
 
-__all__ = ["WindowedMaps", "windowed_timelag_maps", "window_starts"]
+__all__ = ["WindowedMaps", "windowed_timelag_maps"]
 
 
 class WindowedMaps(NamedTuple):
@@ -80,9 +80,9 @@ def windowed_timelag_maps(cubes, window, step=None, pairs=None, lag_bounds=None,
         A ``window`` longer than the common time grid or shorter than three of its steps,
         a ``step`` shorter than one step, or any error of `~sunpy_timelag.timelag_maps`.
     """
-    channels = analysis.channels_of(cubes)
-    pairs, index_pairs = analysis.channel_pairs(channels, pairs)
-    data, grid, cadence = analysis.aligned(cubes)
+    channels = analysis._channels_of(cubes)
+    pairs, index_pairs = analysis._channel_pairs(channels, pairs)
+    data, grid, cadence = analysis._aligned(cubes)
     length = _steps(window, cadence, "window")
     if length < 3:
         raise ValueError(f"window {window} holds {length} step(s) of the {cadence:g} s cadence; at least 3 are needed")
@@ -94,11 +94,11 @@ def windowed_timelag_maps(cubes, window, step=None, pairs=None, lag_bounds=None,
     stride = max(1, length // 2) if step is None else _steps(step, cadence, "step")
     if stride < 1:
         raise ValueError(f"step {step} is shorter than one step of the {cadence:g} s cadence")
-    starts = window_starts(grid.size, length, stride)
+    starts = _window_starts(grid.size, length, stride)
     lazy = {}
     for w, start in enumerate(starts):
-        results = analysis.pair_results([x[start : start + length] for x in data], index_pairs, cadence, lag_bounds,
-                                        refine, min_correlation, normalization, uncertainty, significance)
+        results = analysis._pair_results([x[start : start + length] for x in data], index_pairs, cadence,
+                                         lag_bounds, refine, min_correlation, normalization, uncertainty, significance)
         lazy.update({(w, index_pair): result for index_pair, result in results.items()})
     computed = lags.compute(lazy)
 
@@ -107,7 +107,7 @@ def windowed_timelag_maps(cubes, window, step=None, pairs=None, lag_bounds=None,
     meta = {
         "window_start": grid[starts], "window_end": grid[starts + length - 1], "window": length * cadence * u.s,
         "step": stride * cadence * u.s, "cadence": cadence * u.s, "normalization": normalization,
-        "lag_bounds": analysis.searched_bounds(length, cadence, lag_bounds, normalization),
+        "lag_bounds": analysis._searched_bounds(length, cadence, lag_bounds, normalization),
     }
     maps = {}
     for pair, (i, j) in zip(pairs, index_pairs, strict=True):
@@ -126,7 +126,7 @@ def windowed_timelag_maps(cubes, window, step=None, pairs=None, lag_bounds=None,
     return maps
 
 
-def window_starts(n_times, length, stride):
+def _window_starts(n_times, length, stride):
     """
     First grid step of each window of ``length`` steps, every ``stride`` steps, that fits ``n_times`` steps.
 

@@ -10,7 +10,6 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
-import scipy.fft
 from sunkit_image import time_lag as sunkit
 
 from sunpy_timelag import backend, lags
@@ -115,8 +114,6 @@ def test_short_fft_has_no_wrap_around(lag_range):
     b[-3:] += 20
     b[:3] -= 15
     window = lags.lag_window(n_times, 1.0, lag_range)
-    n_fft = lags.fft_length(n_times, window)
-    assert n_fft == scipy.fft.next_fast_len(n_times + max(-window[0], window[-1]), real=True)
     _, cc = lags.cross_correlation(a, b, 1.0, lag_range)
     for pixel in range(3):
         np.testing.assert_allclose(cc[:, pixel], direct_correlation(a[:, pixel], b[:, pixel], window), atol=1e-12)
@@ -137,6 +134,32 @@ def test_wrap_around_check_is_sensitive(monkeypatch):
 def test_fft_length_is_fast_and_no_longer_than_needed():
     assert lags.fft_length(180, lags.lag_window(180, 120.0, (-10800, 10800))) == 270
     assert lags.fft_length(1800, lags.lag_window(1800, 12.0, (-10800, 10800))) == 2700
+
+
+def is_5_smooth(n):
+    """Whether ``n`` has no prime factor above 5 (the lengths real FFTs are fast at)."""
+    for p in (2, 3, 5):
+        while n % p == 0:
+            n //= p
+    return n == 1
+
+
+@pytest.mark.parametrize(("n_times", "bounds"), [(37, None), (97, (-96, 96)), (180, (-90, 90)), (50, (3, 20)),
+                                                 (64, (-45, -2)), (301, (-7, 11)), (1031, (-500, 500))])
+def test_fft_length_gives_the_linear_correlation_at_the_shortest_fast_length(n_times, bounds):
+    window = lags.lag_window(n_times, 1.0, bounds)
+    n_fft = lags.fft_length(n_times, window)
+    assert is_5_smooth(n_fft)
+    # the circular correlation of that length is the linear one (numpy.correlate) at every lag of the window
+    a, b = np.random.default_rng(n_times).standard_normal((2, n_times))
+    circular = np.fft.irfft(np.conj(np.fft.rfft(a, n_fft)) * np.fft.rfft(b, n_fft), n_fft)
+    linear = np.correlate(b, a, mode="full")  # index N - 1 + k: sum_t a(t) b(t + k)
+    np.testing.assert_allclose(circular[window % n_fft], linear[n_times - 1 + window], atol=1e-9)
+    # a circular correlation of length L aliases lag k - L (k > 0) or k + L (k < 0) into k: any L shorter than
+    # N + max|k| wraps around; no fast length between that and n_fft is left out
+    reach = max(abs(int(window[0])), abs(int(window[-1])))
+    assert n_fft >= n_times + reach
+    assert not any(is_5_smooth(length) for length in range(n_times + reach, n_fft))
 
 
 # ----------------------------------------------------------------------------- sign and sub-cadence

@@ -3,8 +3,7 @@ import astropy.units as u
 import numpy as np
 import pytest
 
-from sunpy_timelag import timelag_maps, windowed_timelag_maps
-from sunpy_timelag.analysis import common_time_grid
+from sunpy_timelag import time_grid, timelag_maps, windowed_timelag_maps
 from sunpy_timelag.data import make_synthetic_observation
 from tests.synthetic_cubes import observed_cubes, rate_cube
 
@@ -36,7 +35,7 @@ def test_loops_lag_in_the_windows_of_their_events_only(cubes, observation):
     windows = windowed_timelag_maps(cubes, window=1 * u.h, step=30 * u.min, lag_bounds=BOUNDS, significance=True,
                                     normalization="overlap")
     assert list(windows) == [(335, 171)]
-    grid = common_time_grid(cubes)
+    grid = time_grid(cubes)
     for pair, maps in windows.items():
         truth = observation.true_timelag(*pair)
         loops = np.isfinite(truth)
@@ -58,7 +57,7 @@ def test_a_window_equals_the_maps_of_its_time_range(cubes):
     windows = windowed_timelag_maps(cubes, window=40 * u.min, step=50 * u.min, lag_bounds=BOUNDS,
                                     normalization="overlap", uncertainty=True)
     maps = windows[(335, 171)]
-    grid = common_time_grid(cubes)
+    grid = time_grid(cubes)
     start, end = maps.timelag.meta["window_start"][1], maps.timelag.meta["window_end"][1]
     assert u.isclose((end - start).to(u.s), 40 * u.min - 12 * u.s) and u.isclose((start - grid[0]).to(u.s), 50 * u.min)
     times = grid[(grid >= start - 1 * u.s) & (grid <= end + 1 * u.s)]
@@ -83,7 +82,7 @@ def test_bad_windows(cubes, window, step, message):
 
 
 def test_one_window_of_the_whole_grid(cubes):
-    grid = common_time_grid(cubes)
+    grid = time_grid(cubes)
     whole = (grid[-1] - grid[0]).to(u.s) + 12 * u.s
     maps = windowed_timelag_maps(cubes, window=whole, lag_bounds=BOUNDS)[(335, 171)]
     assert maps.timelag.data.shape == (1, 24, 24)

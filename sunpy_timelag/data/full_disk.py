@@ -69,6 +69,7 @@ from .synthetic import (
     STANDARD_CHANNELS,
     START,
     TIME_JITTER,
+    _true_timelag,
     _wavelength,
 )
 
@@ -209,8 +210,7 @@ class FullDiskObservation:
         numpy.ndarray
             Reference-grid lags in seconds, NaN outside the loops.
         """
-        cooling = _CHANNELS[_wavelength(b)].cooling - _CHANNELS[_wavelength(a)].cooling
-        return cooling * self.arcade.cooling_time
+        return _true_timelag(self.arcade, a, b)
 
     def true_timelag_map(self, a, b):
         """

@@ -35,6 +35,7 @@ from astropy.time import Time
 from astropy.wcs import WCS
 from sunpy.coordinates import sun
 
+from ..analysis import HOT_TO_COOL
 from ._arcade import LoopArcade
 from ._fits import header_string, template_cards, write_fits
 
@@ -72,7 +73,7 @@ class _Channel:
     cooling: float  # phi_c
 
 
-_CHANNELS = {  # hot to cool
+_CHANNELS = {
     94: _Channel("AIA_4", 2.9, 5.57, 2.0, 15.0, 0.0),
     335: _Channel("AIA_1", 2.9, 3.57, 8.0, 40.0, 0.15),
     211: _Channel("AIA_2", 2.9, 1.82, 120.0, 400.0, 0.45),
@@ -80,8 +81,9 @@ _CHANNELS = {  # hot to cool
     171: _Channel("AIA_3", 2.0, 1.34, 400.0, 1500.0, 0.8),
     131: _Channel("AIA_1", 2.9, 9.57, 20.0, 100.0, 1.0),
 }
-#: The six coronal EUV channels of AIA (Å), from hot to cool: the order in which loops cool through them.
-STANDARD_CHANNELS = tuple(_CHANNELS)
+#: The six coronal EUV channels of AIA (Å), from hot to cool: the order in which loops cool through them
+#: (`sunpy_timelag.HOT_TO_COOL`).
+STANDARD_CHANNELS = HOT_TO_COOL
 
 
 @dataclass(frozen=True, repr=False)
@@ -158,8 +160,7 @@ class SyntheticObservation:
         numpy.ndarray
             ``(ny, nx)`` lags in seconds, NaN outside the loops.
         """
-        cooling = _CHANNELS[_wavelength(b)].cooling - _CHANNELS[_wavelength(a)].cooling
-        return cooling * self.arcade.cooling_time
+        return _true_timelag(self.arcade, a, b)
 
     def model_rate(self, channel, time=None):
         """
@@ -259,6 +260,11 @@ def _wavelength(channel):
     if wavelength not in _CHANNELS:
         raise ValueError(f"{channel} is not one of the channels {STANDARD_CHANNELS} (Å)")
     return wavelength
+
+
+def _true_timelag(arcade, a, b):
+    r"""The lag of the pair (A, B) in each pixel of ``arcade``: :math:`(\phi_B - \phi_A)\,\tau`, s (NaN off loops)."""
+    return (_CHANNELS[_wavelength(b)].cooling - _CHANNELS[_wavelength(a)].cooling) * arcade.cooling_time
 
 
 def _rate(channel, arcade, seconds):
