@@ -8,7 +8,7 @@ and ndcube when first used, so the kernels can run where sunpy is not installed.
 from ._version import __version__
 
 __all__ = ["TimelagCube", "timelag_maps", "windowed_timelag_maps", "time_grid", "PairMaps", "WindowedMaps",
-           "HOT_TO_COOL", "cupy_available", "__version__"]
+           "TimelagResults", "ResultMap", "load_map", "HOT_TO_COOL", "cupy_available", "__version__"]
 
 # Public name -> the module that defines it, imported on first access.
 _LAZY = {
@@ -19,6 +19,9 @@ _LAZY = {
     "HOT_TO_COOL": "analysis",
     "windowed_timelag_maps": "windowed",
     "WindowedMaps": "windowed",
+    "TimelagResults": "results",
+    "ResultMap": "maps",
+    "load_map": "maps",
     "cupy_available": "backend",
 }
 

@@ -16,6 +16,7 @@ from . import lags
 from .backend import to_numpy
 from .io.wcs import lag_wcs
 from .maps import correlation_map, cube_header, significance_map, timelag_map, uncertainty_map
+from .results import TimelagResults
 
 __all__ = ["HOT_TO_COOL", "PairMaps", "time_grid", "timelag_maps"]
 
@@ -243,7 +244,8 @@ def _pair_maps(cubes, index_pairs, lag_bounds=None, refine=True, min_correlation
     results = lags.compute(_pair_results(data, index_pairs, cadence, lag_bounds, refine, min_correlation,
                                          normalization, uncertainty, significance))
     bounds = _searched_bounds(grid.size, cadence, lag_bounds, normalization)
-    bases = {i: cube_header(cubes[i]) for i in {i for i, _ in index_pairs}}
+    bases = {i: cube_header(cubes[i], refine=refine, min_correlation=min_correlation)
+             for i in {i for i, _ in index_pairs}}
     return {(i, j): _result_maps(result, bases[i], (_name(cubes[i]), _name(cubes[j])), grid, bounds, normalization)
             for (i, j), result in results.items()}
 
@@ -306,9 +308,10 @@ def timelag_maps(cubes, pairs=None, lag_bounds=None, refine=True, min_correlatio
 
     Returns
     -------
-    dict
-        ``(A, B)`` -> `PairMaps` ``(timelag, correlation, uncertainty, significance)``; the
-        last two are `None` unless asked for.
+    `~sunpy_timelag.TimelagResults`
+        A dict ``(A, B)`` -> `PairMaps` ``(timelag, correlation, uncertainty, significance)``;
+        the last two are `None` unless asked for. ``results.save(folder)`` writes them all,
+        ``TimelagResults.load(folder)`` reads them back.
 
     Raises
     ------
@@ -321,7 +324,7 @@ def timelag_maps(cubes, pairs=None, lag_bounds=None, refine=True, min_correlatio
     channels = _channels_of(cubes)
     pairs, index_pairs = _channel_pairs(channels, pairs)
     maps = _pair_maps(cubes, index_pairs, lag_bounds, refine, min_correlation, normalization, uncertainty, significance)
-    return {pair: maps[index_pair] for pair, index_pair in zip(pairs, index_pairs, strict=True)}
+    return TimelagResults({pair: maps[index_pair] for pair, index_pair in zip(pairs, index_pairs, strict=True)})
 
 
 def _channels_of(cubes):

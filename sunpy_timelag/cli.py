@@ -27,7 +27,16 @@ from .cube import TimelagCube
 from .exceptions import OutputPathError
 from .io.files import resolve_files
 from .io.write import lock_folder, write_atomically
-from .plotting import MIN_CORRELATION, SIGN_CONVENTION, lag_limit, plot_lag_histograms, plot_pair_grid, reliable_pixels
+from .plotting import (
+    MIN_CORRELATION,
+    SIGN_CONVENTION,
+    SIGNIFICANCE_LEVEL,
+    lag_limit,
+    plot_lag_histograms,
+    plot_pair_grid,
+    reliable_pixels,
+)
+from .results import result_files
 
 __all__ = ["main"]
 
@@ -89,6 +98,16 @@ def _parse_bin(text):
     if len(factors) != 3 or min(factors) < 1:
         raise argparse.ArgumentTypeError(f"--rebin takes three positive integers t,y,x such as 1,2,2; got {text!r}")
     return factors
+
+
+def _parse_correlation(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = np.nan
+    if not -1 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"--min-correlation takes a number in [-1, 1], e.g. 0.2; got {text.strip()!r}")
+    return value
 
 
 def _parse_region(text):
@@ -191,7 +210,8 @@ class ResultsFolder:
 
 
 def analyse(pattern, pairs, lag_bounds, out, *, register=False, region=None, derotate=False, reference_time=None,
-            rebin=None, normalize=True, min_correlation=None, command="run"):
+            rebin=None, normalize=True, min_correlation=None, normalization="global", uncertainty=False,
+            significance=False, command="run"):
     """
     Build the cubes of the channels in ``pairs``, prepare them, compute their maps and write them.
 
@@ -206,8 +226,11 @@ def analyse(pattern, pairs, lag_bounds, out, *, register=False, region=None, der
         Channel pairs ``(A, B)``.
     lag_bounds : `~astropy.units.Quantity`
     out : pathlib.Path
-        Results folder (`ResultsFolder`): ``timelag_A_B.fits``, ``correlation_A_B.fits`` and a PNG
-        per pair, ``timelag_grid.png`` and ``lag_histograms.png``, then ``manifest.json``.
+        Results folder (`ResultsFolder`): ``timelag_A_B.fits``, ``correlation_A_B.fits`` (and
+        ``uncertainty_A_B.fits``, ``significance_A_B.fits`` when asked for) and a PNG per pair,
+        ``timelag_grid.png`` and ``lag_histograms.png``, then ``manifest.json``; result maps of
+        earlier runs that this run does not write are removed, so that
+        `~sunpy_timelag.TimelagResults.load` reads this run's set.
     register : bool
         Register the level-1 frames to level 1.5 first.
     region : tuple, optional
@@ -221,9 +244,11 @@ def analyse(pattern, pairs, lag_bounds, out, *, register=False, region=None, der
     rebin : tuple of int, optional
     normalize : bool
         Divide by the exposure times.
-    min_correlation : float, optional
+    min_correlation, normalization, uncertainty, significance
+        See `~sunpy_timelag.timelag_maps`; the figures mask the pixels whose chance probability
+        exceeds `~sunpy_timelag.plotting.SIGNIFICANCE_LEVEL` when ``significance`` is asked for.
     command : str
-        The command, for the manifest.
+        The command, for the manifest and the maps' ``HISTORY``.
 
     Returns
     -------
@@ -248,23 +273,43 @@ def analyse(pattern, pairs, lag_bounds, out, *, register=False, region=None, der
                                   reference_time=reference_time, normalize=normalize, rebin=rebin))
         _step(f"computing {len(pairs)} pair(s) within lags {lag_bounds[0]:.0f} to {lag_bounds[1]:.0f}")
         with ProgressBar(minimum=1):
-            results = timelag_maps(cubes, pairs=pairs, lag_bounds=lag_bounds, min_correlation=min_correlation)
-        for (a, b), maps in results.items():
-            for kind, result in maps._asdict().items():
-                if result is not None:  # uncertainty and significance only when asked for
-                    folder.write(f"{kind}_{a}_{b}.fits", result.save)
-            folder.write(f"timelag_{a}_{b}.png", lambda p, m=maps, pair=(a, b): _figure(m, pair, p))
-        folder.write("timelag_grid.png", lambda p: _save(plot_pair_grid(results), p))
-        folder.write("lag_histograms.png", lambda p: _save(plot_lag_histograms(results).figure, p))
-        folder.complete(command=command, options={
+            results = timelag_maps(cubes, pairs=pairs, lag_bounds=lag_bounds, min_correlation=min_correlation,
+                                   normalization=normalization, uncertainty=uncertainty, significance=significance)
+        options = {
             "pattern": pattern, "pairs": [f"{a}-{b}" for a, b in pairs],
             "lag_bounds_s": u.Quantity(lag_bounds).to_value(u.s).tolist(), "register": register,
             "region": _region_record(region), "derotate": derotate,
             "reference_time": None if reference_time is None else reference_time.isot,
             "rebin": rebin, "normalize": normalize, "min_correlation": min_correlation,
-        }, inputs={str(channel): [file.full_name for file in files[channel]] for channel in channels})
-    _step(f"wrote {2 * len(results)} FITS maps, {len(results) + 2} figures and {MANIFEST} to {out}")
+            "normalization": normalization, "uncertainty": uncertainty, "significance": significance,
+        }
+        history = _history(command, options)
+        for result in (result for maps in results.values() for result in maps if result is not None):
+            result.meta["history"] = "\n".join([result.meta["history"], *history])
+        maps_written = results.outputs()
+        for name, write in maps_written.items():
+            folder.write(name, write)
+        for pair, maps in results.items():
+            folder.write(f"timelag_{pair[0]}_{pair[1]}.png", lambda p, m=maps, pair=pair: _figure(m, pair, p))
+        folder.write("timelag_grid.png", lambda p: _save(plot_pair_grid(results), p))
+        folder.write("lag_histograms.png", lambda p: _save(plot_lag_histograms(results).figure, p))
+        for stale in result_files(folder.path):  # maps of an earlier run, of pairs or fields not computed now
+            if stale.name not in maps_written:
+                stale.unlink()
+        folder.complete(command=command, options=options,
+                        inputs={str(channel): [file.full_name for file in files[channel]] for channel in channels})
+    _step(f"wrote {len(maps_written)} FITS maps, {len(results) + 2} figures and {MANIFEST} to {out}")
     return results
+
+
+def _history(command, options):
+    """``HISTORY`` lines of the preparation (what the maps themselves cannot know), one FITS card each."""
+    rebin = "none" if options["rebin"] is None else ",".join(map(str, options["rebin"]))
+    lines = [f"sunpy-timelag {command}: register={options['register']} derotate={options['derotate']}",
+             f"normalize={options['normalize']} rebin={rebin}"]
+    if options["region"] is not None:
+        lines.append("region (arcsec): " + " to ".join(f"({x:.1f}, {y:.1f})" for x, y in options["region"]))
+    return lines
 
 
 def _prepare(cube, *, register, region, derotate, reference_time, normalize, rebin):
@@ -310,19 +355,22 @@ def _region_record(region):
 def _figure(maps, pair, path):
     """The lag (unreliable pixels masked, robust symmetric limits) and peak correlation of one pair."""
     import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
 
     results = {pair: maps}
     limit = lag_limit(results).to_value(u.s)
     figure = plt.figure(figsize=(11, 4.8), dpi=150)
     lag = type(maps.timelag)(maps.timelag.data, maps.timelag.meta, mask=~reliable_pixels(maps))
     for i, (title, result, label, scale) in enumerate([
-        ("time lag", lag, "lag of B behind A [s]", {"vmin": -limit, "vmax": limit}),
+        ("time lag", lag, "lag of B behind A [s]", {"norm": Normalize(vmin=-limit, vmax=limit)}),
         ("peak cross-correlation", maps.correlation, "", {}),
     ]):
         axes = figure.add_subplot(1, 2, i + 1, projection=result)
         image = result.plot(axes=axes, title=f"{pair[0]}-{pair[1]} {title}", **scale)
         figure.colorbar(image, ax=axes, label=label, shrink=0.8)
-    figure.suptitle(f"{SIGN_CONVENTION}; masked: peak correlation < {MIN_CORRELATION:g}", fontsize="medium")
+    masked = f"peak correlation < {MIN_CORRELATION:g}" + (
+        f" or chance probability > {SIGNIFICANCE_LEVEL:g}" if maps.significance is not None else "")
+    figure.suptitle(f"{maps.timelag.name}\n{SIGN_CONVENTION}; masked: {masked}", fontsize="medium")
     _save(figure, path)
 
 
@@ -351,7 +399,7 @@ def demo(args):
         observation = make_full_disk_observation(data, channels=channels, duration=args.duration, seed=args.seed)
         results = analyse(str(data / "{channel}" / "*.fits"), pairs, args.lag_bounds, Path(args.out),
                           register=True, region=(observation.bottom_left, observation.top_right), derotate=True,
-                          reference_time=observation.reference_time, command="demo")
+                          reference_time=observation.reference_time, command="demo", **_analysis_options(args))
     print(f"\n{'pair':>8} {'median |lag - truth| [s]':>26} {'within one cadence':>20} {'median correlation':>20}")
     for (a, b), maps in results.items():
         cadence = maps.timelag.meta["cadence"]
@@ -368,9 +416,14 @@ def run(args):
     """Run the analysis on real data."""
     analyse(args.pattern, args.pairs, args.lag_bounds, Path(args.out), register=args.register, region=args.region,
             derotate=args.derotate, reference_time=args.reference_time, rebin=args.rebin,
-            normalize=not args.no_normalize, min_correlation=args.min_correlation)
+            normalize=not args.no_normalize, **_analysis_options(args))
     print(f"\nResults in {Path(args.out).resolve()}")
     return 0
+
+
+def _analysis_options(args):
+    return {"min_correlation": args.min_correlation, "normalization": args.normalization,
+            "uncertainty": args.uncertainty, "significance": args.significance}
 
 
 def _parser():
@@ -384,6 +437,21 @@ def _parser():
     common.add_argument("--pairs", type=_parse_pairs, help="channel pairs, e.g. 335-171,211-193")
     common.add_argument("--out", default="timelag-results",
                         help="results folder, checked first and held for the run (default: %(default)s)")
+    common.add_argument("--normalization", choices=("global", "overlap"), default="global",
+                        help="the cross-correlation: 'global' (default), z-scores over the whole series divided "
+                             "by N, as sunkit-image and Viall & Klimchuk (2012), which leans towards zero lag; "
+                             "'overlap', the Pearson correlation of the samples each lag overlaps, unbiased, lags "
+                             "up to half the series")
+    common.add_argument("--min-correlation", type=_parse_correlation, metavar="R",
+                        help="set the lag to NaN where the peak correlation is below R, a number in [-1, 1] "
+                             f"(the figures always mask peak correlations below {MIN_CORRELATION:g})")
+    common.add_argument("--uncertainty", action="store_true",
+                        help="also write uncertainty_A_B.fits: the one-sigma uncertainty of the lag in seconds, "
+                             "from the curvature of the correlation peak and the noise of the light curves")
+    common.add_argument("--significance", action="store_true",
+                        help="also write significance_A_B.fits: the chance probability of a peak correlation "
+                             "this high between unrelated series with the same autocorrelations; the figures "
+                             f"then also mask pixels above {SIGNIFICANCE_LEVEL:g}")
 
     demo_parser = commands.add_parser("demo", parents=[common], help="run on the built-in synthetic observation")
     demo_parser.add_argument("--duration", type=parse_duration, default=2 * u.h, help="default: 2h")
@@ -408,7 +476,6 @@ def _parser():
     run_parser.add_argument("--reference-time", type=_parse_time, metavar="TIME",
                             help="ISO time of the derotation's grid (default: the middle frame)")
     run_parser.add_argument("--rebin", type=_parse_bin, help="bin factors t,y,x, e.g. 1,2,2")
-    run_parser.add_argument("--min-correlation", type=float, help="mask lags whose peak correlation is lower")
     run_parser.add_argument("--no-normalize", action="store_true", help="do not divide by the exposure times")
     run_parser.set_defaults(handler=run, default_bounds=(-3 * u.h, 3 * u.h))
     return parser

@@ -97,6 +97,7 @@ def plot_pair_grid(results, *, figure=None, limit=None, min_correlation=MIN_CORR
     `matplotlib.figure.Figure`
     """
     import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
 
     rows, columns = list(dict.fromkeys(a for a, _ in results)), list(dict.fromkeys(b for _, b in results))
     criteria = {"min_correlation": min_correlation, "significance_level": significance_level}
@@ -107,7 +108,7 @@ def plot_pair_grid(results, *, figure=None, limit=None, min_correlation=MIN_CORR
                                 projection=maps.timelag)
         lag = maps.timelag
         shown = type(lag)(lag.data, lag.meta, mask=~reliable_pixels(maps, **criteria))
-        image = shown.plot(axes=ax, cmap=cmap, vmin=-limit, vmax=limit, title=f"{a}-{b}")
+        image = shown.plot(axes=ax, cmap=cmap, norm=Normalize(vmin=-limit, vmax=limit), title=f"{a}-{b}")
         for coord in ax.coords:
             coord.set_ticklabel_visible(False)
             coord.set_axislabel("")

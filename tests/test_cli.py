@@ -76,7 +76,8 @@ def test_manifest_marks_a_complete_result_set(small, tmp_path, capsys):
     assert manifest["options"] == {"pattern": pattern_of(small), "pairs": ["335-211"], "lag_bounds_s": [-300, 300],
                                    "register": False, "region": None, "derotate": False,
                                    "reference_time": None, "rebin": [1, 2, 2], "normalize": True,
-                                   "min_correlation": None}
+                                   "min_correlation": None, "normalization": "global", "uncertainty": False,
+                                   "significance": False}
     for channel in (335, 211):
         assert [Path(name).name for name in manifest["inputs"][str(channel)]] == [p.name for p in small.files[channel]]
     assert sorted(manifest["outputs"]) == ["correlation_335_211.fits", "lag_histograms.png", "timelag_335_211.fits",
