@@ -6,28 +6,17 @@ aiapy 0.11 renamed ``psf`` to ``calculate_psf``, dropped ``use_gpu=`` (CuPy) fro
 computes them with JAX when JAX is installed (else NumPy). Before 0.11, ``use_gpu=False`` keeps them on
 NumPy even where CuPy is installed.
 """
-import inspect
 import sys
 
 import aiapy
 import aiapy.psf
 
+from sunpy_timelag.aia._compat import aiapy_deconvolve, aiapy_psf
+
+__all__ = ["USES_JAX", "aiapy_psf", "aiapy_deconvolve", "engine", "describe"]
+
 #: Whether aiapy imported JAX for its PSF and deconvolution (aiapy >= 0.11 with JAX installed).
 USES_JAX = hasattr(aiapy.psf, "calculate_psf") and "jax" in sys.modules
-
-
-def aiapy_psf(channel, **kwargs):
-    """aiapy's PSF: ``calculate_psf`` (aiapy >= 0.11), else ``psf(..., use_gpu=False)``."""
-    if hasattr(aiapy.psf, "calculate_psf"):
-        return aiapy.psf.calculate_psf(channel, **kwargs)
-    return aiapy.psf.psf(channel, use_gpu=False, **kwargs)
-
-
-def aiapy_deconvolve(smap, **kwargs):
-    """aiapy's ``deconvolve``, with ``use_gpu=False`` where it has that option (aiapy < 0.11)."""
-    if "use_gpu" in inspect.signature(aiapy.psf.deconvolve).parameters:
-        kwargs["use_gpu"] = False
-    return aiapy.psf.deconvolve(smap, **kwargs)
 
 
 def engine():

@@ -1,4 +1,3 @@
-import inspect
 import os
 import warnings
 
@@ -7,36 +6,12 @@ import pytest
 import sunpy.data.test
 from astropy.io import fits
 
-try:  # aiapy >= 0.11
-    from aiapy.utils import AIApyUserWarning
-except ImportError:  # aiapy 0.10; 0.9 spells it AiapyUserWarning
-    import aiapy.util
+# aiapy's API as the installed release spells it (0.9 to 0.12)
+from sunpy_timelag.aia._compat import aiapy_deconvolve, aiapy_psf, aiapy_user_warning  # noqa: F401
 
-    AIApyUserWarning = getattr(aiapy.util, "AIApyUserWarning", None) or aiapy.util.AiapyUserWarning
+AIApyUserWarning = aiapy_user_warning()
 
 AIA_171 = sunpy.data.test.get_test_filepath("aia_171_level1.fits")
-
-
-def aiapy_psf(channel, **kwargs):
-    """
-    aiapy's PSF with the installed aiapy's API, on the CPU.
-
-    aiapy >= 0.11: ``calculate_psf`` (with JAX if installed); before: ``psf(..., use_gpu=False)``.
-    """
-    import aiapy.psf
-
-    if hasattr(aiapy.psf, "calculate_psf"):
-        return aiapy.psf.calculate_psf(channel, **kwargs)
-    return aiapy.psf.psf(channel, use_gpu=False, **kwargs)
-
-
-def aiapy_deconvolve(smap, **kwargs):
-    """aiapy's ``deconvolve`` on the CPU: ``use_gpu=False`` where aiapy has it (< 0.11; later: JAX if installed)."""
-    import aiapy.psf
-
-    if "use_gpu" in inspect.signature(aiapy.psf.deconvolve).parameters:
-        kwargs["use_gpu"] = False
-    return aiapy.psf.deconvolve(smap, **kwargs)
 
 
 def write_frames(directory, n_frames=6, cadence=12.0, start_minute=0, order=None, **header_updates):
