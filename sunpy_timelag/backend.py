@@ -10,12 +10,10 @@ and a NumPy input never touches it.
 import importlib.util
 
 import numpy as np
-import scipy.fft
-import scipy.ndimage
-import scipy.special
 
 __all__ = [
-    "array_module", "fft_module", "ndimage_module", "special_module", "is_cupy_array", "to_numpy", "cupy_available",
+    "array_module", "fft_module", "ndimage_module", "special_module", "scipy_module", "is_cupy_array", "to_numpy",
+    "cupy_available",
 ]
 
 
@@ -74,66 +72,37 @@ def array_module(array):
 
 
 def fft_module(xp):
-    """
-    The ``scipy.fft``-compatible module for the array module ``xp``.
-
-    Parameters
-    ----------
-    xp : module
-        ``numpy`` or ``cupy``.
-
-    Returns
-    -------
-    module
-        `scipy.fft` or `cupyx.scipy.fft`.
-    """
-    if xp is np:
-        return scipy.fft
-    import cupyx.scipy.fft
-
-    return cupyx.scipy.fft
+    """`scipy.fft`, or `cupyx.scipy.fft` for ``xp`` ``cupy`` (see `scipy_module`)."""
+    return scipy_module(xp, "fft")
 
 
 def ndimage_module(xp):
-    """
-    The ``scipy.ndimage``-compatible module for the array module ``xp``.
-
-    Parameters
-    ----------
-    xp : module
-        ``numpy`` or ``cupy``.
-
-    Returns
-    -------
-    module
-        `scipy.ndimage` or `cupyx.scipy.ndimage`.
-    """
-    if xp is np:
-        return scipy.ndimage
-    import cupyx.scipy.ndimage
-
-    return cupyx.scipy.ndimage
+    """`scipy.ndimage`, or `cupyx.scipy.ndimage` for ``xp`` ``cupy`` (see `scipy_module`)."""
+    return scipy_module(xp, "ndimage")
 
 
 def special_module(xp):
+    """`scipy.special`, or `cupyx.scipy.special` for ``xp`` ``cupy`` (see `scipy_module`)."""
+    return scipy_module(xp, "special")
+
+
+def scipy_module(xp, name):
     """
-    The ``scipy.special``-compatible module for the array module ``xp``.
+    The SciPy submodule ``name`` for the array module ``xp``.
 
     Parameters
     ----------
     xp : module
         ``numpy`` or ``cupy``.
+    name : str
+        ``"fft"``, ``"ndimage"`` or ``"special"``.
 
     Returns
     -------
     module
-        `scipy.special` or `cupyx.scipy.special`.
+        ``scipy.<name>``, or ``cupyx.scipy.<name>`` for ``cupy`` (imported only then).
     """
-    if xp is np:
-        return scipy.special
-    import cupyx.scipy.special
-
-    return cupyx.scipy.special
+    return importlib.import_module(f"scipy.{name}" if xp is np else f"cupyx.scipy.{name}")
 
 
 def to_numpy(array):
