@@ -246,3 +246,53 @@ def test_bad_region_is_named(argument, message, capsys):
     with pytest.raises(SystemExit):
         main(["run", "obs/{channel}/*.fits", "--pairs", "335-171", "--region", argument])
     assert message in capsys.readouterr().err
+
+
+def test_run_writes_uncertainty_and_significance_maps_and_masks_chance_lags(small, tmp_path, monkeypatch, capsys):
+    from sunpy_timelag import TimelagResults
+
+    figures = []
+    save = cli._save
+    monkeypatch.setattr(cli, "_save", lambda figure, path: (figures.append(figure), save(figure, path)))
+    assert main(["run", pattern_of(small), "--pairs", "335-211", "--lag-bounds", "-5min", "5min", "--normalization",
+                 "overlap", "--uncertainty", "--significance", "--min-correlation", "0.1", "--out", str(tmp_path)]) == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert {"uncertainty_335_211.fits", "significance_335_211.fits"} <= set(manifest["outputs"])
+    assert manifest["options"]["normalization"] == "overlap" and manifest["options"]["min_correlation"] == 0.1
+    written = TimelagResults.load(tmp_path)[335, 211]
+    cubes = [TimelagCube.from_files(small.files[c]).normalize_exposure() for c in (335, 211)]
+    expected = timelag_maps_of(cubes, normalization="overlap", min_correlation=0.1)
+    for field in ("timelag", "correlation", "uncertainty", "significance"):
+        np.testing.assert_allclose(getattr(written, field).data, getattr(expected, field).data, rtol=1e-6,
+                                   equal_nan=True, err_msg=field)
+    np.testing.assert_array_equal(written.timelag.mask, expected.timelag.mask)
+    assert written.timelag.meta["lagnorm"] == "overlap"
+    assert "sunpy-timelag run: register=False derotate=False" in written.timelag.meta["history"].splitlines()
+    # the pair's figure masks the lags of chance correlations as well as the weak ones
+    shown = figures[0].axes[0].get_images()[0].get_array()
+    chance = written.significance.data > 0.05
+    assert chance.any() and np.all(np.ma.getmaskarray(shown)[chance])
+
+
+def timelag_maps_of(cubes, **options):
+    from sunpy_timelag import timelag_maps
+
+    return timelag_maps(cubes, lag_bounds=[-5, 5] * u.min, uncertainty=True, significance=True, **options)[335, 211]
+
+
+def test_a_rerun_leaves_only_its_own_maps(small, tmp_path, capsys):
+    from sunpy_timelag import TimelagResults
+
+    assert main(["run", pattern_of(small), "--pairs", "335-211", "--uncertainty", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "uncertainty_335_211.fits").exists()
+    assert main(["run", pattern_of(small), "--pairs", "335-211", "--out", str(tmp_path)]) == 0
+    assert not (tmp_path / "uncertainty_335_211.fits").exists()
+    assert TimelagResults.load(tmp_path)[335, 211].uncertainty is None
+
+
+@pytest.mark.parametrize("value", ["1.5", "nan", "high"])
+def test_min_correlation_outside_minus_one_to_one_is_refused(value, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "x/{channel}/*.fits", "--pairs", "335-211", "--min-correlation", value])
+    assert exit_.value.code == 2
+    assert f"--min-correlation takes a number in [-1, 1], e.g. 0.2; got '{value}'" in capsys.readouterr().err
