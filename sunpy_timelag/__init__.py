@@ -8,7 +8,7 @@ and ndcube when first used, so the kernels can run where sunpy is not installed.
 from ._version import __version__
 
 __all__ = ["TimelagCube", "timelag_maps", "windowed_timelag_maps", "time_grid", "PairMaps", "WindowedMaps",
-           "TimelagResults", "ResultMap", "load_map", "HOT_TO_COOL", "cupy_available", "__version__"]
+           "TimelagResults", "ResultMap", "load_map", "HOT_TO_COOL", "cupy_available"]
 
 # Public name -> the module that defines it, imported on first access.
 _LAZY = {
