@@ -285,7 +285,8 @@ class ResultMap(sunpy.map.GenericMap):
     ``"335-171 Å time lag"``, so that its ``name``, its ``repr`` and the titles of ``plot`` and
     ``peek`` read e.g. "AIA 335-171 Å time lag 2011-02-15 00:00:00"; it is drawn with the colormap
     and scale of its kind (time lags: a diverging colormap, symmetric about zero, up to the 98th
-    percentile of :math:`|\tau|` over the pixels not masked). Its header gives the pair
+    percentile of :math:`|\tau|` over the pixels not masked; uncertainties: from zero to their 99th
+    percentile): mask the unreliable pixels, and the scale follows the others. Its header gives the pair
     (``CHANNELA``, ``CHANNELB``), the lags searched (``LAGMIN``, ``LAGMAX``), the common time grid
     (``DATE-OBS``, ``DATE-END``, ``CADENCE``), the options of the analysis and the preparation of
     the cubes, with comments and a ``HISTORY`` that starts with the package version.
@@ -326,16 +327,16 @@ class ResultMap(sunpy.map.GenericMap):
     def _kind_plot_settings(self):
         """Colormap and scale of the kind (other limits: ``plot(norm=...)``, as for sunpy's own maps)."""
         data = np.asarray(self.data, dtype=float)
+        shown = np.isfinite(data)  # the pixels drawn: finite, not masked
+        if self.mask is not None:
+            shown &= ~np.broadcast_to(np.asarray(self.mask, bool), data.shape)
         if self.content == KINDS["timelag"].content:
-            shown = np.isfinite(data)
-            if self.mask is not None:
-                shown &= ~np.broadcast_to(np.asarray(self.mask, bool), data.shape)
             extent = max(abs(self.meta.get("lagmin", 0)), abs(self.meta.get("lagmax", 0)))
             limit = min(np.percentile(np.abs(data[shown]), 98), extent) if shown.any() else extent
             limit = limit if limit > 0 else self.meta.get("cadence", 1.0)
             return {"cmap": "RdBu_r", "norm": Normalize(vmin=-limit, vmax=limit)}
         if self.content == KINDS["uncertainty"].content:
-            top = np.nanpercentile(data, 99) if np.isfinite(data).any() else 1.0
+            top = np.percentile(data[shown], 99) if shown.any() else 1.0
             return {"cmap": "viridis", "norm": Normalize(vmin=0, vmax=top if top > 0 else 1.0)}
         if self.content == KINDS["significance"].content:
             return {"cmap": "cividis_r", "norm": LogNorm(vmin=1e-6, vmax=1, clip=True)}
