@@ -378,6 +378,11 @@ class ResultMap(sunpy.map.GenericMap):
         fits.HDUList(hdus).writeto(Path(filepath).expanduser(), output_verify="fix", **kwargs)
 
 
+# sunpy appends the notes of GenericMap to the docstring of every subclass; they describe GenericMap
+# and cite with a role (sphinxcontrib-bibtex) that these docs do not load: ResultMap keeps its own.
+ResultMap.__doc__ = ResultMap.__doc__.split("Notes\n-----")[0].rstrip() + "\n"
+
+
 def _is_fits(filepath, filetype):
     if filetype.lower() != "auto":
         return filetype.lower() in ("fits", "fts", "fit")
