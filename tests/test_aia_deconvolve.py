@@ -117,6 +117,34 @@ def test_deconvolver_reuse_pickle_and_stacks(image, kernel, fft_library):
     assert len(pickle.dumps(Deconvolver(channel=171))) < 1_000
 
 
+def periodic_richardson_lucy(image, kernel, iterations):
+    """Richardson-Lucy written with direct periodic convolutions (no FFT), kernel centre at n // 2."""
+    estimate = image.copy()
+    for _ in range(iterations):
+        blurred = scipy.ndimage.convolve(estimate, kernel, mode="wrap")
+        ratio = np.divide(image, blurred, out=np.zeros_like(image), where=image != 0)
+        estimate = estimate * scipy.ndimage.correlate(ratio, kernel, mode="wrap")
+    return estimate
+
+
+@pytest.mark.parametrize("shape", [(41, 27), (40, 27), (41, 26)])
+def test_odd_shapes_and_small_blocks(image, kernel, fft_library, monkeypatch, shape):
+    # Odd sides (aiapy fails on odd widths and shifts odd heights by a pixel: it centres the PSF with
+    # fftshift), and blocks of a few rows or columns, the last one shorter.
+    monkeypatch.setattr(deconvolve_module._BlockedSteps, "ROW_BYTES", 3 * shape[1] * 8 - 1)
+    monkeypatch.setattr(deconvolve_module._BlockedSteps, "COLUMN_BYTES", 3 * shape[0] * 16 - 1)
+    data = image[100:100 + shape[0], 100:100 + shape[1]]
+    small = fit_psf(kernel, shape)
+    expected = periodic_richardson_lucy(data, small, 4)
+    assert relative_deviation(deconvolve(data, psf=small, iterations=4, dtype=np.float64), expected) < 1e-12
+    assert relative_deviation(deconvolve(data, psf=small, iterations=4), expected) < 1e-5
+
+
+def test_result_does_not_depend_on_threads(image, kernel, fft_library):
+    one = Deconvolver(kernel, iterations=4, workers=1)(image)
+    np.testing.assert_array_equal(Deconvolver(kernel, iterations=4, workers=3)(image), one)
+
+
 def test_deconvolver_over_a_dask_cube(image, kernel):
     deconvolver = Deconvolver(kernel, iterations=3)
     frames = np.stack([image, image[::-1], image[:, ::-1]])

@@ -3,9 +3,14 @@ Richardson-Lucy deconvolution of AIA images with the channel PSF, as `aiapy.psf.
 
 The array code runs on NumPy or CuPy arrays (the array module of the image) and does not import
 sunpy (aiapy's warning class is imported only to warn of negative pixels); a sunpy Map is
-recognised only if ``sunpy.map`` is already imported. On the CPU the FFTs
-use ``ducc0`` when it is installed (the successor of the pocketfft inside `scipy.fft`, with AVX
-kernels and output buffers: a Richardson-Lucy iteration costs about 30 % less), else `scipy.fft`.
+recognised only if ``sunpy.map`` is already imported.
+
+On the CPU (with ``ducc0``) every two-dimensional FFT is done as its two passes, one along the rows
+and one along the columns, each going through the image a block of rows or of columns at a time in
+threads, and the element-wise steps of Richardson-Lucy are done in the passes, on each block while it
+is in the processor cache: an iteration goes four times through memory, where whole-array transforms
+and operations go thirteen times. On the GPU (CuPy), and on the CPU without ``ducc0``, the steps are
+whole-array calls of ``cupyx.scipy.fft`` or `scipy.fft`.
 """
 import copy
 import operator
@@ -13,12 +18,13 @@ import os
 import sys
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ..backend import array_module, fft_module, to_numpy
 from ._compat import aiapy_user_warning
-from .psf import _mesh_parameters
+from .psf import _jit, _mesh_parameters
 from .psf import psf as channel_psf
 
 try:
@@ -45,7 +51,8 @@ class Deconvolver:
     with periodic boundaries and :math:`\hat P` the real-to-complex FFT of the PSF. :math:`\hat P`
     and :math:`\hat P^*` are computed once per image shape and array module, in the working
     precision, and kept (on the GPU for CuPy images); every iteration then costs two ``rfft2`` and
-    two ``irfft2`` of the image and three in-place element-wise operations.
+    two ``irfft2`` of the image, done pass by pass with the element-wise steps in between (see the
+    module's description).
 
     Where :math:`d = 0` the ratio :math:`d / (u_n \circledast P)` is 0, its value whenever the
     blurred estimate is not exactly 0; it is set so, as the limit, where the blurred estimate rounds
@@ -79,8 +86,9 @@ class Deconvolver:
     dtype : {numpy.float32, numpy.float64}, optional
         Working and output precision.
     workers : int, optional
-        Threads for each CPU FFT, counted as `scipy.fft` ``workers`` (-1: all cores). Use 1 when
-        many frames are deconvolved in parallel threads. Ignored for CuPy.
+        Threads for each image on the CPU, counted as `scipy.fft` ``workers`` (-1: all cores). Use 1
+        when many frames are deconvolved in parallel threads. The result does not depend on it.
+        Ignored for CuPy.
 
     Raises
     ------
@@ -167,9 +175,12 @@ class Deconvolver:
                 kernel = channel_psf(self.channel) if self.psf is None else self.psf
                 kernel = xp.asarray(kernel) if xp is not np else to_numpy(kernel)
                 kernel = fit_psf(kernel, shape).astype(self.dtype)
-                otf = _real_fft_pair(xp, self.workers)[0](xp.fft.ifftshift(kernel))
+                otf = _steps_type(xp).psf_transform(xp.fft.ifftshift(kernel), xp, self._threads())
                 self._transforms[key] = otf, otf.conj()
             return self._transforms[key]
+
+    def _threads(self):
+        return os.cpu_count() + 1 + self.workers if self.workers < 0 else self.workers
 
     def __call__(self, image):
         """
@@ -202,58 +213,253 @@ class Deconvolver:
             warnings.warn("Image contains negative intensity values. Consider setting clip_negative to True",
                           aiapy_user_warning(), stacklevel=2)
         otf, otf_conj = self.transfer_function(image.shape, xp)
-        forward, inverse = _real_fft_pair(xp, self.workers)
         estimate = image.copy()
-        spectrum = xp.empty(image.shape[:-1] + otf.shape[-1:], dtype=otf.dtype)
-        buffer = xp.empty_like(image)
-        # Where d = 0 the ratio is 0, as d / (u * P) is whenever the blurred estimate is not exactly 0;
-        # where it rounds to 0 (float32, dark regions) 0/0 would spread NaN over the whole image.
-        # Set by index: a cost in proportion to their number, no extra pass over the image.
-        zeros = xp.flatnonzero(image == 0)
-        with np.errstate(invalid="ignore"):  # the 0/0 overwritten just below
-            for _ in range(self.iterations):
-                spectrum = forward(estimate, out=spectrum)
-                spectrum *= otf
-                blurred = inverse(spectrum, out=buffer)
-                ratio = xp.divide(image, blurred, out=blurred)
-                xp.put(ratio, zeros, 0)
-                spectrum = forward(ratio, out=spectrum)
-                spectrum *= otf_conj
-                estimate *= inverse(spectrum, out=ratio)
+        with _steps_type(xp)(image.shape[-2:], self.dtype, xp, self._threads()) as steps:
+            for frame, frame_estimate in zip(image.reshape(-1, *image.shape[-2:]),
+                                             estimate.reshape(-1, *image.shape[-2:]), strict=True):
+                _richardson_lucy(frame, frame_estimate, otf, otf_conj, self.iterations, steps)
         if any_bad:
             estimate[bad] = np.nan
         return estimate
 
 
-def _real_fft_pair(xp, workers):
+def _richardson_lucy(image, estimate, otf, otf_conj, iterations, steps):
+    r"""
+    Iterate :math:`u \leftarrow u\,[(d / (u \circledast P)) \star P]` on ``estimate`` in place.
+
+    ``steps`` (`_ArraySteps` or `_BlockedSteps`) keeps the estimate between iterations as a
+    ``spectrum``: its two-dimensional transform (`_ArraySteps`), or its transform along ``x`` only, the
+    transform along ``y`` being done in `~_BlockedSteps.filter` (`_BlockedSteps`).
+
+    Where :math:`d = 0` the ratio :math:`d / (u \circledast P)` is set to 0, its value whenever the
+    blurred estimate is not exactly 0: where that rounds to 0 too (float32, dark regions), 0/0 would
+    spread NaN over the whole image.
     """
-    ``forward(x, out=None)`` and ``inverse(spectrum, out)``: rfft2 and irfft2 over the last two axes.
+    spectrum = steps.forward(estimate)
+    for n in range(iterations):
+        spectrum = steps.filter(spectrum, otf)  # u * P
+        spectrum = steps.ratio(spectrum, image)  # d / (u * P)
+        spectrum = steps.filter(spectrum, otf_conj)
+        spectrum = steps.update(spectrum, estimate, transform=n < iterations - 1)
 
-    ``out`` is a buffer that the transform may fill and return (it may also return a new array);
-    ``inverse`` may overwrite ``spectrum``.
+
+def _steps_type(xp):
+    """`_BlockedSteps` for NumPy images when ``ducc0`` is installed, else `_ArraySteps`."""
+    return _BlockedSteps if xp is np and ducc0 is not None else _ArraySteps
+
+
+class _ArraySteps:
     """
-    if xp is np and ducc0 is not None:
-        threads = os.cpu_count() + 1 + workers if workers < 0 else workers
+    The steps of `_richardson_lucy` as whole-array calls of the FFT module of ``xp`` (`scipy.fft` or
+    ``cupyx.scipy.fft``): ``spectrum`` is the ``rfft2`` of the estimate. A context manager, as
+    `_BlockedSteps`.
+    """
 
-        def forward(x, out=None):
-            return ducc0.fft.r2c(x, axes=(-2, -1), out=out, nthreads=threads)
+    def __init__(self, shape, dtype, xp, threads):
+        self.xp = xp
+        self.fft = fft_module(xp)
+        self.width = shape[-1]
+        self.options = {"workers": threads} if xp is np else {}
 
-        def inverse(spectrum, out):
-            return ducc0.fft.c2r(spectrum, axes=(-2, -1), lastsize=out.shape[-1], forward=False, inorm=2,
-                                 out=out, nthreads=threads, allow_overwriting_input=True)
-        return forward, inverse
+    def __enter__(self):
+        return self
 
-    fft = fft_module(xp)
-    options = {"workers": workers} if xp is np else {}
+    def __exit__(self, *exc_info):
+        return None
 
-    def forward(x, out=None):
-        return fft.rfft2(x, **options)
+    @staticmethod
+    def psf_transform(kernel, xp, threads):
+        """The real-to-complex FFT of ``kernel`` (``rfft2``)."""
+        return fft_module(xp).rfft2(kernel, **({"workers": threads} if xp is np else {}))
 
-    def inverse(spectrum, out):
+    def forward(self, real):
+        return self.fft.rfft2(real, **self.options)
+
+    def _inverse(self, spectrum):
         # ifft along y in place, then irfft along x: irfft2 would first copy the spectrum (25 % slower).
-        spectrum = fft.ifft(spectrum, axis=-2, overwrite_x=True, **options)
-        return fft.irfft(spectrum, n=out.shape[-1], axis=-1, **options)
-    return forward, inverse
+        spectrum = self.fft.ifft(spectrum, axis=-2, overwrite_x=True, **self.options)
+        return self.fft.irfft(spectrum, n=self.width, axis=-1, **self.options)
+
+    def filter(self, spectrum, otf):
+        spectrum *= otf
+        return spectrum
+
+    def ratio(self, spectrum, image):
+        blurred = self._inverse(spectrum)
+        with np.errstate(invalid="ignore"):  # 0/0, set to 0 just below
+            ratio = self.xp.divide(image, blurred, out=blurred)
+        ratio[image == 0] = 0
+        return self.forward(ratio)
+
+    def update(self, spectrum, estimate, transform):
+        estimate *= self._inverse(spectrum)
+        return self.forward(estimate) if transform else None
+
+
+class _BlockedSteps:
+    """
+    The steps of `_richardson_lucy` on the CPU: ``ducc0`` transforms and numba kernels on blocks of
+    rows or of columns small enough to stay in the processor cache, the blocks shared among threads.
+
+    ``spectrum`` is the transform along ``x`` (the rows) of the estimate, in one array whose rows are
+    padded (`_padded`): rows a power of two bytes apart fall on the same few cache sets, which makes
+    some transforms three times slower. `filter` copies each block of columns into a buffer where
+    they are rows (transposed), transforms them, multiplies them by the PSF transform (kept
+    transposed, `psf_transform`), transforms them back and copies them back. `ratio` and `update`
+    take each block of rows through the inverse transform, the element-wise step and the transform.
+    Transforms are unnormalised; the factor :math:`1 / (n_y n_x)` is applied in the element-wise steps.
+    """
+
+    ROW_BYTES = 1 << 19  # bytes of image rows in one block of rows
+    COLUMN_BYTES = 1 << 21  # bytes of spectrum columns in one block of columns (measured best)
+
+    def __init__(self, shape, dtype, xp, threads):
+        self.height, self.width = shape
+        self.dtype = np.dtype(dtype)
+        self.complex_dtype = np.result_type(self.dtype, np.complex64)
+        self.scale = self.dtype.type(1 / (self.height * self.width))
+        self.row_block = max(1, self.ROW_BYTES // (self.width * self.dtype.itemsize))
+        self.column_block = max(1, self.COLUMN_BYTES // (self.height * self.complex_dtype.itemsize))
+        self.threads = max(1, threads)
+        self.padded_spectrum = _padded((self.height, self.width // 2 + 1), self.complex_dtype)
+        self.spectrum = self.padded_spectrum[:, :self.width // 2 + 1]
+        self.pool = None
+
+    def __enter__(self):
+        if self.threads > 1:
+            self.pool = ThreadPoolExecutor(self.threads)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.pool is not None:
+            self.pool.shutdown()
+
+    @staticmethod
+    def psf_transform(kernel, xp, threads):
+        """
+        The real-to-complex FFT of ``kernel``, as the transposed view of a C-contiguous array. In one
+        thread: ducc0's rounding depends on its number of threads, the result here does not.
+        """
+        otf = ducc0.fft.r2c(kernel, axes=(0, 1), nthreads=1)
+        return np.ascontiguousarray(otf.T).T
+
+    def _in_threads(self, work, length, block, buffer_shape, buffer_dtype):
+        """
+        ``work(start, stop, buffer)`` over blocks of ``block`` of ``range(length)``, in threads, each
+        with its ``buffer``: a `_padded` array of ``buffer_shape``.
+        """
+        starts = list(range(0, length, block))
+        groups = [starts[k * len(starts) // self.threads:(k + 1) * len(starts) // self.threads]
+                  for k in range(self.threads)]
+
+        def run(group):
+            buffer = _padded(buffer_shape, buffer_dtype)
+            for start in group:
+                work(start, min(start + block, length), buffer)
+
+        if self.pool is None:
+            run(starts)
+        else:
+            for future in [self.pool.submit(run, group) for group in groups if group]:
+                future.result()
+
+    def _over_rows(self, step):
+        """``step(start, stop, spectrum rows, padded real rows)`` over blocks of rows; the spectrum."""
+        self._in_threads(lambda start, stop, buffer: step(start, stop, self.spectrum[start:stop],
+                                                          buffer[:stop - start]),
+                         self.height, self.row_block, (self.row_block, self.width), self.dtype)
+        return self.spectrum
+
+    def _inverse_rows(self, spectrum, buffer):
+        return ducc0.fft.c2r(spectrum, axes=(1,), lastsize=self.width, forward=False,
+                             out=buffer[:, :self.width], nthreads=1, allow_overwriting_input=True)
+
+    def forward(self, real):
+        def step(start, stop, spectrum, buffer):
+            ducc0.fft.r2c(real[start:stop], axes=(1,), out=spectrum, nthreads=1)
+        return self._over_rows(step)
+
+    def ratio(self, spectrum, image):
+        def step(start, stop, spectrum, buffer):
+            real = self._inverse_rows(spectrum, buffer)
+            _ratio(image[start:stop], buffer, self.scale)
+            ducc0.fft.r2c(real, axes=(1,), out=spectrum, nthreads=1)
+        return self._over_rows(step)
+
+    def update(self, spectrum, estimate, transform):
+        def step(start, stop, spectrum, buffer):
+            self._inverse_rows(spectrum, buffer)
+            rows = estimate[start:stop]
+            _multiply(rows, buffer, self.scale)
+            if transform:
+                ducc0.fft.r2c(rows, axes=(1,), out=spectrum, nthreads=1)
+        return self._over_rows(step)
+
+    def filter(self, spectrum, otf):
+        otf_rows = otf.T  # C-contiguous when made by `psf_transform`
+
+        def step(start, stop, buffer):
+            padded_block = buffer[:stop - start]
+            block = padded_block[:, :self.height]
+            _gather_columns(self.padded_spectrum, start, padded_block)
+            ducc0.fft.c2c(block, axes=(1,), out=block, nthreads=1)
+            block *= otf_rows[start:stop]
+            ducc0.fft.c2c(block, axes=(1,), out=block, forward=False, nthreads=1)
+            _scatter_columns(padded_block, self.padded_spectrum, start)
+
+        self._in_threads(step, spectrum.shape[1], self.column_block, (self.column_block, self.height),
+                         self.complex_dtype)
+        return spectrum
+
+
+def _padded(shape, dtype):
+    """
+    An empty C-contiguous array of ``shape[0]`` rows of at least ``shape[1]`` items, padded to a
+    multiple of 64 bytes but not of 1 KiB. The numba kernels take such arrays whole (contiguous
+    arrays, whose loops numba vectorises) and the transforms take their first ``shape[1]`` columns.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    width = -(-shape[1] * itemsize // 64) * 64
+    if width % 1024 == 0:
+        width += 64
+    return np.empty((shape[0], width // itemsize), dtype)
+
+
+@_jit
+def _gather_columns(spectrum, start, block):
+    """``block[j, i] = spectrum[i, start + j]`` for every row ``i`` of ``spectrum``, in tiles of 16 rows."""
+    columns, rows = block.shape[0], spectrum.shape[0]
+    for first in range(0, rows, 16):
+        for j in range(columns):
+            for i in range(first, min(first + 16, rows)):
+                block[j, i] = spectrum[i, start + j]
+
+
+@_jit
+def _scatter_columns(block, spectrum, start):
+    """``spectrum[i, start + j] = block[j, i]`` for every row ``i`` of ``spectrum``, in tiles of 16 rows."""
+    columns, rows = block.shape[0], spectrum.shape[0]
+    for first in range(0, rows, 16):
+        for i in range(first, min(first + 16, rows)):
+            for j in range(columns):
+                spectrum[i, start + j] = block[j, i]
+
+
+@_jit(error_model="numpy")
+def _ratio(image, blurred, scale):
+    """``blurred = image / (blurred * scale)`` in place (over ``image``'s extent), 0 where ``image`` is 0."""
+    for i in range(image.shape[0]):
+        for j in range(image.shape[1]):
+            ratio = image[i, j] / (blurred[i, j] * scale)
+            blurred[i, j] = ratio if image[i, j] != 0 else 0
+
+
+@_jit
+def _multiply(estimate, correction, scale):
+    """``estimate *= correction * scale`` in place (over ``estimate``'s extent)."""
+    for i in range(estimate.shape[0]):
+        for j in range(estimate.shape[1]):
+            estimate[i, j] *= correction[i, j] * scale
 
 
 def fit_psf(psf, shape):

@@ -291,12 +291,17 @@ def _placed(bands, offsets, length):
     return rows
 
 
-def _jit(function):
-    """numba-compile ``function``, cached on disk where numba finds a writable cache location."""
+def _jit(function=None, **options):
+    """
+    numba-compile ``function`` (``nogil``, and ``options``), cached on disk where numba finds a
+    writable cache location; with ``options`` only, a decorator.
+    """
+    if function is None:
+        return functools.partial(_jit, **options)
     try:
-        return numba.njit(nogil=True, cache=True)(function)
+        return numba.njit(nogil=True, cache=True, **options)(function)
     except RuntimeError:  # "cannot cache function ...: no locator available": compile in each process
-        return numba.njit(nogil=True)(function)
+        return numba.njit(nogil=True, **options)(function)
 
 
 @_jit
