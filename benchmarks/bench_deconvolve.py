@@ -11,8 +11,8 @@ aiapy runs and whether with JAX (aiapy >= 0.11 uses JAX when it is installed, el
 best of ``--repeat`` (default 2 with JAX, whose first call compiles; else 1):
 
 * aiapy's ``deconvolve`` (float64; its PSF transform included);
-* ours, float32 (default) and float64, a Map in and out, PSF transform included (FFTs by ducc0
-  if installed, else scipy.fft);
+* ours, float32 (default) and float64, a Map in and out, PSF transform included (blocked passes
+  with ducc0 if installed, else whole-array scipy.fft);
 * ours, float32, one more frame through a warm `Deconvolver` (PSF transform already done: the per
   frame cost in a cube);
 * a naive float32 loop with ``scipy.fft`` (``workers=-1``), for reference;
