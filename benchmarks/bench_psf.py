@@ -11,8 +11,9 @@ aiapy's). aiapy with JAX is timed on the same orders, best of ``--repeat`` (defa
 includes JAX's compilation; the output gives both). aiapy with NumPy takes about ten minutes for all
 orders, so unless ``--full`` (or N <= 4) it is timed in the same run with 2 and with 8 non-zero
 orders (12 and 48 spike exponentials plus the FFTs), and its full time is *extrapolated* linearly in
-the number of spikes; the output labels it so. Wall and CPU seconds are both given: on a machine shared with other jobs the wall times
-depend on the load. The deviation is max |ours - aiapy| / max(aiapy) on the same orders.
+the number of spikes; the output labels it so. Wall and CPU seconds are both given: on a machine
+shared with other jobs the wall times depend on the load. The deviation is max |ours - aiapy| /
+max(aiapy) on the same orders.
 """
 import argparse
 import time
