@@ -175,8 +175,8 @@ class Deconvolver:
                 kernel = channel_psf(self.channel) if self.psf is None else self.psf
                 kernel = xp.asarray(kernel) if xp is not np else to_numpy(kernel)
                 kernel = fit_psf(kernel, shape).astype(self.dtype)
-                otf = _steps_type(xp).psf_transform(xp.fft.ifftshift(kernel), xp, self._threads())
-                self._transforms[key] = otf, otf.conj()
+                with _steps_type(xp)(shape, self.dtype, xp, self._threads()) as steps:
+                    self._transforms[key] = steps.psf_transform(xp.fft.ifftshift(kernel))
             return self._transforms[key]
 
     def _threads(self):
@@ -267,10 +267,10 @@ class _ArraySteps:
     def __exit__(self, *exc_info):
         return None
 
-    @staticmethod
-    def psf_transform(kernel, xp, threads):
-        """The real-to-complex FFT of ``kernel`` (``rfft2``)."""
-        return fft_module(xp).rfft2(kernel, **({"workers": threads} if xp is np else {}))
+    def psf_transform(self, kernel):
+        """The real-to-complex FFT of ``kernel`` (``rfft2``) and its conjugate."""
+        otf = self.forward(kernel)
+        return otf, otf.conj()
 
     def forward(self, real):
         return self.fft.rfft2(real, **self.options)
@@ -334,32 +334,44 @@ class _BlockedSteps:
         if self.pool is not None:
             self.pool.shutdown()
 
-    @staticmethod
-    def psf_transform(kernel, xp, threads):
+    def psf_transform(self, kernel):
         """
-        The real-to-complex FFT of ``kernel``, as the transposed view of a C-contiguous array. In one
-        thread: ducc0's rounding depends on its number of threads, the result here does not.
+        The real-to-complex FFT of ``kernel`` and its conjugate, each the transposed view of a
+        C-contiguous array (whose rows are the columns of the transform), as `filter` takes them.
         """
-        return ducc0.fft.r2c(kernel.T, axes=(1, 0), nthreads=1).T  # r2c along x, then c2c along y
+        self.forward(kernel)
+        otf, otf_conj = (np.empty((self.width // 2 + 1, self.height), self.complex_dtype) for _ in range(2))
+
+        def step(start, stop, buffer):
+            _gather_columns(self.padded_spectrum, start, buffer[:stop - start])
+            ducc0.fft.c2c(buffer[:stop - start, :self.height], axes=(1,), out=otf[start:stop], nthreads=1)
+            np.conjugate(otf[start:stop], out=otf_conj[start:stop])
+
+        self._in_threads(step, otf.shape[0], self.column_block, (self.column_block, self.height),
+                         self.complex_dtype)
+        return otf.T, otf_conj.T
 
     def _in_threads(self, work, length, block, buffer_shape, buffer_dtype):
         """
         ``work(start, stop, buffer)`` over blocks of ``block`` of ``range(length)``, in threads, each
         with its ``buffer``: a `_padded` array of ``buffer_shape``.
         """
-        starts = list(range(0, length, block))
-        groups = [starts[k * len(starts) // self.threads:(k + 1) * len(starts) // self.threads]
-                  for k in range(self.threads)]
+        starts = iter(range(0, length, block))
+        lock = threading.Lock()
 
-        def run(group):
+        def run():  # takes the next block until none is left: a thread slowed down takes fewer
             buffer = _padded(buffer_shape, buffer_dtype)
-            for start in group:
+            while True:
+                with lock:
+                    start = next(starts, None)
+                if start is None:
+                    return
                 work(start, min(start + block, length), buffer)
 
         if self.pool is None:
-            run(starts)
+            run()
         else:
-            for future in [self.pool.submit(run, group) for group in groups if group]:
+            for future in [self.pool.submit(run) for _ in range(self.threads)]:
                 future.result()
 
     def _over_rows(self, step):
