@@ -47,6 +47,7 @@ def frames(size, n, hours):
         meta.update(naxis1=size, naxis2=size, cdelt1=scale, cdelt2=scale, crpix1=(size + 1) / 2, crpix2=(size + 1) / 2,
                     crota2=0.0, crval1=0.0, crval2=0.0, lvl_num=1.5, t_obs=(start + offset * u.h).isot,
                     exptime=2.0 + 0.01 * k)
+        meta["date-obs"] = (start + offset * u.h - 1 * u.s).isot  # the start of the exposure, as T_OBS moves
         maps.append(sunpy.map.Map(image + k, meta))
     return maps
 

@@ -409,24 +409,15 @@ def _reference_time(times, reference_time):
 
 def _observers(headers, shape):
     """
-    The observer of each frame, in heliographic Stonyhurst coordinates, as sunpy reads them: the
-    ``HGLN_OBS``, ``HGLT_OBS`` and ``DSUN_OBS`` keywords (sunpy's first choice), read from their
-    columns where every header has them, else each frame's ``observer_coordinate`` (one frame's
-    map at a time).
+    The observer of each frame, in heliographic Stonyhurst coordinates, as sunpy reads it (one frame's
+    map at a time): sunpy's map class for the instrument chooses the keywords, e.g. an AIA map its
+    ``HAEX_OBS``, ``HAEY_OBS`` and ``HAEZ_OBS`` before ``HGLN_OBS``, ``HGLT_OBS`` and ``DSUN_OBS``.
     """
     from astropy.coordinates import SkyCoord
     from sunpy.coordinates import HeliographicStonyhurst
 
     from .maps import header_map
 
-    try:
-        values = np.ma.filled(np.ma.column_stack([headers.column(key).astype(float)
-                                                  for key in ("HGLN_OBS", "HGLT_OBS", "DSUN_OBS")]), np.nan)
-    except (KeyError, TypeError, ValueError):
-        values = np.array([np.nan])
-    if np.isfinite(values).all():
-        lon, lat, radius = values.T
-        return SkyCoord(lon * u.deg, lat * u.deg, radius * u.m, frame=HeliographicStonyhurst)
     observers = [header_map(header, shape).observer_coordinate for header in headers]
     return SkyCoord([o.lon for o in observers], [o.lat for o in observers], [o.radius for o in observers],
                     frame=HeliographicStonyhurst)

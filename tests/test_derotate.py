@@ -13,6 +13,7 @@ import astropy.units as u
 import dask.array as da
 import numpy as np
 import pytest
+import sunpy.data.test
 import sunpy.map
 from astropy.coordinates import SkyCoord
 from astropy.time import Time
@@ -446,3 +447,23 @@ def test_cupy_matches_numpy(region):
         expected = cube.derotate(corner, width=150 * u.arcsec, height=80 * u.arcsec, order=order).data.compute()
         np.testing.assert_array_equal(cupy.asnumpy(cupy.isnan(result)), np.isnan(expected))
         assert np.nanmax(np.abs(cupy.asnumpy(result) - expected)) < 1e-5 * PEAK
+
+
+def test_observer_as_sunpy_reads_it_for_aia():
+    # AIA maps take their observer from HAEX/HAEY/HAEZ_OBS before HGLN_OBS: frames whose headers keep both
+    # fixed while T_OBS moves see an observer that moves in Stonyhurst longitude; follow sunpy's reading
+    small = sunpy.map.Map(sunpy.data.test.get_test_filepath("aia_171_level1.fits"))
+    start = Time(small.meta["t_obs"])
+    maps = []
+    for k, hours in enumerate((0, 3, 6)):
+        meta = dict(small.meta)
+        meta.update(crota2=0.0, t_obs=(start + hours * u.h).isot, exptime=2.0)
+        maps.append(sunpy.map.Map(small.data.astype(np.float32) + k, meta))
+    assert maps[0].observer_coordinate.lon != maps[2].observer_coordinate.lon
+    cube = TimelagCube.from_maps(maps)
+    corner = SkyCoord(-400 * u.arcsec, 0 * u.arcsec, frame=maps[1].coordinate_frame)
+    derotated = cube.derotate(corner, width=300 * u.arcsec, height=300 * u.arcsec, order=1)
+    with propagate_with_solar_surface():
+        expected = np.stack([m.reproject_to(derotated.celestial_wcs, algorithm="interpolation",
+                                            order="bilinear").data for m in maps])
+    np.testing.assert_allclose(derotated.data.compute(), expected, rtol=1e-4, atol=1e-3 * np.nanmax(expected))
