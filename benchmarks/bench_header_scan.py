@@ -91,7 +91,7 @@ def main():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             sunpy_maps = best_of(lambda: sunpy.map.Map(paths, sequence=True), 1)
-        held, headers = held_per_frame(pattern, args.n_files)
+        held, held_by_headers = held_per_frame(pattern, args.n_files)
     print(f"{args.n_files} files, {os.cpu_count()} cores")
     print(f"{'method':<40}{'seconds':>10}{'ms/file':>10}{'ratio':>8}")
     for name, seconds in [
@@ -100,8 +100,8 @@ def main():
         ("sunpy.map.Map(sequence=True)", sunpy_maps),
     ]:
         print(f"{name:<40}{seconds:>10.2f}{1e3 * seconds / args.n_files:>10.2f}{seconds / ours:>8.1f}")
-    print(f"memory held by the cube: {held / 1e3:.1f} KB per frame, of which its headers: {headers / 1e3:.1f} KB "
-          "per frame (tracemalloc)")
+    print(f"memory held by the cube: {held / 1e3:.1f} KB per frame, of which its headers: "
+          f"{held_by_headers / 1e3:.1f} KB per frame (tracemalloc)")
 
 
 if __name__ == "__main__":

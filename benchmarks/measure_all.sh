@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 python="${1:-python}"
 shift || true
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(bench_psf bench_deconvolve bench_register bench_derotate bench_archive bench_cluster)
+[ ${#names[@]} -gt 0 ] || names=(bench_header_scan bench_psf bench_deconvolve bench_register bench_derotate bench_archive bench_cluster)
 out=../docs/measured
 for name in "${names[@]}"; do
     echo "== $name"
