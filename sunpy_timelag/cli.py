@@ -15,6 +15,7 @@ import string
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import astropy.units as u
@@ -27,6 +28,7 @@ from .cube import TimelagCube
 from .exceptions import OutputPathError
 from .io.files import resolve_files
 from .io.write import lock_folder, write_atomically
+from .lags import TimelagWarning
 from .plotting import (
     MIN_CORRELATION,
     SIGN_CONVENTION,
@@ -264,9 +266,13 @@ def analyse(pattern, pairs, lag_bounds, out, *, register=False, region=None, der
     with ResultsFolder(out, [file for channel in channels for file in files[channel]]) as folder:
         cubes = []
         for channel in channels:
-            cube = TimelagCube.from_files(files[channel])
+            with warnings.catch_warnings(record=True) as caught:  # e.g. frames left out for their QUALITY
+                warnings.simplefilter("always", TimelagWarning)
+                cube = TimelagCube.from_files(files[channel])
             _step(f"{channel}: {cube.data.shape[0]} frames of {cube.data.shape[2]}x{cube.data.shape[1]} pixels, "
                   f"{cube.time[0].isot} to {cube.time[-1].isot}")
+            for warning in caught:
+                _step(f"{channel}: {warning.message}")
             if derotate and reference_time is None:
                 reference_time = cube.time[cube.data.shape[0] // 2]
             cubes.append(_prepare(cube, register=register, region=region, derotate=derotate,

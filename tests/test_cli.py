@@ -46,6 +46,7 @@ def test_demo_runs_the_full_disk_pipeline_and_recovers_the_truth(tmp_path, capsy
                  "--out", str(tmp_path)])
     assert code == 0
     output = capsys.readouterr().out
+    assert "193: left out 1 of 300 frames flagged in QUALITY" in output  # said as a step, no traceback-like warning
     row = next(line for line in output.splitlines() if line.split()[:1] == ["193-171"])
     median_error, within, correlation = row.split()[1:]
     assert float(median_error) < 12 / 3  # a third of AIA's 12 s cadence
