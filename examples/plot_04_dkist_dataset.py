@@ -16,7 +16,6 @@ import os
 import astropy.units as u
 import dkist
 import matplotlib.pyplot as plt
-import numpy as np
 from astropy.coordinates import SkyCoord
 from dkist.data.test import rootdir
 from ndcube import NDCube

@@ -22,7 +22,7 @@ import sunpy.data.test
 import sunpy.map
 from matplotlib.colors import LogNorm
 
-from sunpy_timelag.aia import psf, deconvolve
+from sunpy_timelag.aia import deconvolve, psf
 from sunpy_timelag.aia.deconvolve import fit_psf
 
 # %%

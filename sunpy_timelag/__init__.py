@@ -5,7 +5,7 @@ The array kernels (`sunpy_timelag.lags`, `sunpy_timelag.rotation`, `sunpy_timela
 need only NumPy, SciPy and, for the GPU, CuPy; the cube and map layers import sunpy
 and ndcube when first used, so the kernels can run where sunpy is not installed.
 """
-from ._version import __version__
+from ._version import __version__  # noqa: F401  (sunpy_timelag.__version__, without an API page)
 
 __all__ = ["TimelagCube", "timelag_maps", "windowed_timelag_maps", "time_grid", "PairMaps", "WindowedMaps",
            "TimelagResults", "ResultMap", "load_map", "HOT_TO_COOL", "cupy_available"]
