@@ -24,7 +24,7 @@ from .io.loader import FITSFrameLoader, stack_arrays
 from .io.meta import FrameHeaders, FrameMeta
 from .io.source import FileSource
 from .io.wcs import tangent_plane_wcs, timelag_wcs
-from .maps import _WCS_KEYWORDS, celestial_header, frame_header, header_map
+from .maps import _WCS_KEYWORDS, celestial_header, frame_header, header_map, view_map
 from .prep import PrepMixin
 
 __all__ = ["TimelagCube"]
@@ -332,9 +332,9 @@ class TimelagCube(PrepMixin, NDCube):
         source, name = self.meta.get("source") or (None, None)
         return source if name == self.data.name else None
 
-    def _read_through(self, source, data=None):
-        """This cube with the data of ``source``, read only where needed (``data``: its frames, if made)."""
-        data = source.frames() if data is None else data
+    def _read_through(self, source):
+        """This cube with the data of ``source``, read only where needed."""
+        data = source.frames()
         return self._new_instance(data=data, meta=FrameMeta(self.meta, source=(source, data.name)))
 
     def _frame_windows(self, origins, size):
@@ -686,9 +686,8 @@ class TimelagCube(PrepMixin, NDCube):
         For most cubes that is the first frame's; for a derotated cube, the reference time's.
         """
         frame = self.wcs.pixel_to_world(0, 0, 0)[0].frame
-        observer = {key.upper(): value for key, value in get_observer_meta(frame.observer, frame.rsun).items()}
-        return sunpy.map.Map(self.data[0], frame_header(self.headers[0], self.celestial_wcs, {
-            **observer, **dict.fromkeys(("T_OBS", "DATE-AVG", "DATE-OBS"), frame.obstime.isot)}))
+        return view_map(self.headers[0], self.celestial_wcs, frame.observer, frame.rsun, frame.obstime,
+                        self.data.shape[1:])
 
     def _frame_map(self, index, celestial_wcs=None):
         header = frame_header(self.headers[index], celestial_wcs or self.celestial_wcs, {

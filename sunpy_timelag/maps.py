@@ -24,7 +24,7 @@ from sunpy.util.metadata import MetaDict
 from ._version import __version__
 
 __all__ = [
-    "header_map", "celestial_header", "frame_header", "cube_header", "pair_header", "ResultMap", "load_map",
+    "header_map", "view_map", "celestial_header", "frame_header", "cube_header", "pair_header", "ResultMap", "load_map",
     "timelag_map", "correlation_map", "uncertainty_map", "significance_map",
 ]
 
@@ -34,6 +34,31 @@ _WCS_KEYWORDS = (
     "CROTA1", "CROTA2", "PC1_1", "PC1_2", "PC2_1", "PC2_2", "CD1_1", "CD1_2", "CD2_1", "CD2_2",
     "LONPOLE", "LATPOLE", "NAXIS1", "NAXIS2",
 )
+
+
+def view_map(header, celestial_wcs, observer, rsun, time, shape):
+    """
+    A data-less map (`header_map`) of ``header`` with ``celestial_wcs``, seen by ``observer`` at ``time``.
+
+    ``time`` becomes the map's observation time whichever keyword its instrument reads it from
+    (``T_OBS``, ``DATE-AVG``, ``DATE-OBS``): the map's coordinate frame is that of ``time``.
+
+    Parameters
+    ----------
+    header : dict-like
+    celestial_wcs : `astropy.wcs.WCS`
+    observer : `~astropy.coordinates.SkyCoord`
+    rsun : `~astropy.units.Quantity`
+    time : `~astropy.time.Time`
+    shape : tuple of int
+        ``(ny, nx)``.
+
+    Returns
+    -------
+    `~sunpy.map.GenericMap`
+    """
+    return header_map(frame_header(header, celestial_wcs, {
+        **get_observer_meta(observer, rsun), **dict.fromkeys(("T_OBS", "DATE-AVG", "DATE-OBS"), time.isot)}), shape)
 
 
 def header_map(header, shape):

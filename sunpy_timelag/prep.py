@@ -176,7 +176,7 @@ class PrepMixin:
         """
         from sunpy.map.header_helper import get_observer_meta
 
-        from .maps import _WCS_KEYWORDS, celestial_header, frame_header, header_map
+        from .maps import _WCS_KEYWORDS, celestial_header, header_map, view_map
         from .rotation import source_window
 
         if not isinstance(order, int | np.integer) or order not in range(6):
@@ -192,9 +192,7 @@ class PrepMixin:
         observer_meta = get_observer_meta(observer, rsun)
 
         # the grid: the cube's pixels (or the region of them) seen at the reference time
-        header = frame_header(self.headers[0], self.celestial_wcs, {
-            **observer_meta, **dict.fromkeys(("T_OBS", "DATE-AVG", "DATE-OBS"), reference_time.isot)})
-        grid = header_map(header, frame_shape)
+        grid = view_map(self.headers[0], self.celestial_wcs, observer, rsun, reference_time, frame_shape)
         if bottom_left is not None:
             grid = grid.submap(bottom_left, top_right=top_right, width=width, height=height)
             if 0 in grid.data.shape:
