@@ -63,6 +63,7 @@ and, on a cluster, in other processes.
 import functools
 import itertools
 import math
+import os
 import warnings
 from typing import Any, NamedTuple
 
@@ -88,6 +89,7 @@ __all__ = [
     "timelag_pairs",
     "compute",
     "time_contiguous",
+    "series_chunks",
 ]
 
 #: A series whose standard deviation is at most this fraction of its mean magnitude is constant
@@ -98,8 +100,8 @@ _CONSTANT_ULPS = 8
 _TIME_RTOL = 1e-6
 #: Working-set bytes of one block of pixels (cache-sized on the CPU, large on a GPU).
 _BLOCK_BYTES = {"numpy": 2**22, "cupy": 2**28}
-#: Bytes of one input chunk when a Dask array is rechunked to the whole time axis.
-_CHUNK_BYTES = 2**28
+#: Largest and smallest bytes of one chunk of whole time series (`series_chunks`).
+_CHUNK_BYTES = (2**28, 2**24)
 #: The definitions of the cross-correlation: the peers' (global z-scores, 1/N) and the Pearson
 #: correlation of the overlapping samples.
 NORMALIZATIONS = ("global", "overlap")
@@ -765,9 +767,34 @@ def _parabola_vertex(before, peak, after, on_bound):
 # ----------------------------------------------------------------------------- dask plumbing
 
 
+def series_chunks(shape, dtype):
+    """
+    The chunks of whole time series: one along time, bands along the first spatial axis.
+
+    A band spans the other axes whole (whole rows of an image, so that a band read from files
+    uses every byte it reads once). Bands hold at most 256 MB, and are smaller (down to 16 MB)
+    so that there are at least two per core: enough tasks to keep every core busy.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(n_time, ...)``.
+    dtype : numpy.dtype
+
+    Returns
+    -------
+    tuple of tuple of int
+    """
+    largest, smallest = _CHUNK_BYTES
+    total = math.prod(shape) * np.dtype(dtype).itemsize
+    limit = int(np.clip(total / (2 * (os.cpu_count() or 1)), smallest, largest))
+    axes = ((-1, "auto") + (-1,) * (len(shape) - 2))[: len(shape)]
+    return da.core.normalize_chunks(axes, tuple(shape), limit=limit, dtype=dtype)
+
+
 def time_contiguous(array):
     """
-    ``array`` (Dask) rechunked to whole series: one chunk along time, spatial chunks of up to 256 MB.
+    ``array`` (Dask) rechunked to whole series, in the chunks of `series_chunks`.
 
     The kernels need the whole time axis of a pixel in one chunk; rechunking once, before
     any other step (e.g. `resample`), keeps one-chunk-per-frame inputs from being
@@ -781,8 +808,7 @@ def time_contiguous(array):
     -------
     dask.array.Array
     """
-    spatial_auto = dict.fromkeys(range(1, array.ndim), "auto")
-    return array.rechunk({0: -1, **spatial_auto}, block_size_limit=_CHUNK_BYTES)
+    return array.rechunk(series_chunks(array.shape, array.dtype))
 
 
 def _map_time_blocks(kernel, arrays, n_out, dtype):

@@ -10,18 +10,15 @@ chunk per frame (for frame-by-frame steps) or whole time series over blocks of p
 analysis, each task reading its band from every file) without a rechunk. Rebuilt arrays hold the same
 numbers as the operations applied to the whole frames.
 """
-import os
 from dataclasses import dataclass, replace
 
 import numpy as np
-from dask.array.core import Array, normalize_chunks
+from dask.array.core import Array
 from dask.base import tokenize
 
+from ..lags import series_chunks
+
 __all__ = ["FileSource"]
-
-#: Largest and smallest band of whole time series, in bytes.
-SERIES_CHUNK_BYTES = (256 * 2**20, 16 * 2**20)
-
 
 @dataclass(frozen=True, eq=False)
 class FileSource:
@@ -127,19 +124,15 @@ class FileSource:
         """
         The result as whole time series over bands of rows, each task reading its band from every file.
 
-        A band spans whole rows, so that every byte read from an uncompressed file is used once. Bands
-        hold at most 256 MB, and are smaller (down to 16 MB) so that there are at least two per core:
-        enough tasks to keep every core (or every worker of a small cluster) busy.
+        The bands are those of `sunpy_timelag.lags.series_chunks` (whole rows: every byte read from an
+        uncompressed file is used once), so that the array lines up with the analysis' other inputs.
 
         Returns
         -------
         dask.array.Array
         """
-        n, ny, nx = self.shape
-        largest, smallest = SERIES_CHUNK_BYTES
-        total = n * ny * nx * self.dtype.itemsize
-        limit = int(np.clip(total / (2 * (os.cpu_count() or 1)), smallest, largest))
-        chunks = normalize_chunks((-1, "auto", -1), (n, ny, nx), limit=limit, dtype=self.dtype)
+        n = self.shape[0]
+        chunks = series_chunks(self.shape, self.dtype)
         name = "fits-series-" + tokenize(self._token(), chunks)
         frames = list(range(n))
         row_edges, column_edges = (np.cumsum((0,) + c) for c in chunks[1:])
