@@ -1,6 +1,8 @@
 """
 `TimelagCube`: a lazy, coordinate-aware (time, y, x) cube of one imaging channel.
 """
+import weakref
+
 import astropy.units as u
 import dask.array as da
 import numpy as np
@@ -653,10 +655,15 @@ class TimelagCube(PrepMixin, NDCube):
         `~sunpy.map.GenericMap`
             In seconds; its mask marks pixels whose peak sits on a lag bound. Constant or
             NaN pixels are NaN (with one `~sunpy_timelag.lags.TimelagWarning`).
+
+        Notes
+        -----
+        The lag and the peak correlation come from one pass over the data: `correlation_map`
+        of the same ``other``, ``lag_bounds`` and ``normalization``, called next, reuses it
+        (and so does this method after `correlation_map`, with the other arguments at their
+        defaults).
         """
-        analysis._check_other(self, other)
-        return analysis._pair_maps([self, other], [(0, 1)], lag_bounds, refine, min_correlation, normalization,
-                                   uncertainty)[(0, 1)].timelag
+        return self._pair(other, lag_bounds, normalization, (refine, min_correlation, uncertainty)).timelag
 
     def correlation_map(self, other, lag_bounds=None, normalization="global"):
         """
@@ -674,10 +681,31 @@ class TimelagCube(PrepMixin, NDCube):
         -------
         `~sunpy.map.GenericMap`
             Dimensionless, in [-1, 1].
+
+        Notes
+        -----
+        Computed in the same pass as `timelag_map`'s lags, and shared with it (see there).
+        """
+        return self._pair(other, lag_bounds, normalization).correlation
+
+    def _pair(self, other, lag_bounds, normalization, options=None):
+        """
+        The `~sunpy_timelag.analysis.PairMaps` of this cube and ``other``, the last of them kept for reuse.
+
+        ``options`` is ``(refine, min_correlation, uncertainty)``, or `None` for any: the peak correlation
+        does not depend on them. A new computation runs with ``options`` (default: the defaults) and
+        replaces the kept one.
         """
         analysis._check_other(self, other)
-        return analysis._pair_maps([self, other], [(0, 1)], lag_bounds, refine=False,
-                                   normalization=normalization)[(0, 1)].correlation
+        key = (analysis._lag_bounds_seconds(lag_bounds), normalization)
+        kept = getattr(self, "_kept_pair", None)
+        if kept is not None and kept[0]() is other and kept[1] == key and options in (None, kept[2]):
+            return kept[3]
+        options = options or (True, None, False)
+        maps = analysis._pair_maps([self, other], [(0, 1)], lag_bounds, *options[:2], normalization,
+                                   options[2])[(0, 1)]
+        self._kept_pair = (weakref.ref(other), key, options, maps)
+        return maps
 
     def _grid_map(self):
         """

@@ -309,3 +309,28 @@ def test_cube_methods_take_the_normalisation(cubes):
     lags_seconds = cc.axis_world_coords(0)[0].to_value(u.s)
     np.testing.assert_allclose(lag.data, lags_seconds[values.argmax(axis=0)], atol=1e-6)
     assert not np.allclose(peak.data, cubes[335].correlation_map(cubes[171], lag_bounds=[-10, 10] * u.min).data)
+
+
+def test_lag_and_correlation_of_one_pair_come_from_one_pass(cubes):
+    from dask.callbacks import Callback
+
+    class CountTasks(Callback):
+        tasks = 0
+
+        def _posttask(self, *args):
+            CountTasks.tasks += 1
+
+    a, b = cubes[335].rebin((1, 2, 2)), cubes[171].rebin((1, 2, 2))  # fresh cubes: nothing kept yet
+    expected = timelag_maps([a, b], lag_bounds=BOUNDS)[(335, 171)]
+    with CountTasks():
+        lag = a.timelag_map(b, lag_bounds=BOUNDS)
+        first = CountTasks.tasks
+        peak = a.correlation_map(b, lag_bounds=BOUNDS)
+    assert first > 0 and CountTasks.tasks == first  # the correlation map ran no task of its own
+    np.testing.assert_array_equal(lag.data, expected.timelag.data)
+    np.testing.assert_array_equal(peak.data, expected.correlation.data)
+    # other arguments are a new pass with their own answer: lags within +-5 min, and peaks no higher
+    narrow = a.correlation_map(b, lag_bounds=[-5, 5] * u.min)
+    assert np.nanmax(np.abs(a.timelag_map(b, lag_bounds=[-5, 5] * u.min).data)) <= 300 + 1e-6
+    assert np.all(narrow.data[np.isfinite(narrow.data)] <= peak.data[np.isfinite(narrow.data)] + 1e-12)
+    assert a.timelag_map(b, lag_bounds=BOUNDS, refine=False).meta["refine"] is False
