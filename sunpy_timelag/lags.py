@@ -598,13 +598,16 @@ def _timelag_block(*channels, pairs, lags, cadence, refine, dtype, normalization
     keep = overlap or want_bend
     out = xp.empty((len(pairs), len(fields), flat[0].shape[1]))
     n_buffers = (len(channels) + 2) * (3 if keep or "significance" in fields else 1)
-    for block in _pixel_blocks(xp, flat[0].shape[1], n_fft, n_buffers):
-        prepared = [_spectrum(f[:, block], n_fft, dtype, keep) for f in flat]
-        conjugates = {i: xp.conj(prepared[i].spectrum) for i, _ in pairs}
+    blocks = _pixel_blocks(xp, flat[0].shape[1], n_fft, n_buffers)
+    work = _Workspace.of(xp, len(channels), n_times, n_fft, blocks[0], dtype)
+    for block in blocks:
+        padded, scratch, product = work.views(flat[0][:, block].shape[1])
+        prepared = [_spectrum(f[:, block], p, scratch, keep) for f, p in zip(flat, padded, strict=True)]
         moments, powers = {}, {}
         for pair_out, (i, j) in zip(out, pairs, strict=True):
             a, b = prepared[i], prepared[j]
-            corr = fft_module(xp).irfft(conjugates[i] * b.spectrum, n=n_fft, axis=0, overwrite_x=True)
+            cross = xp.multiply(xp.conjugate(a.spectrum, out=product), b.spectrum, out=product)
+            corr = fft_module(xp).irfft(cross, n=n_fft, axis=0, overwrite_x=True)
             norm = a.norm * b.norm
             if overlap:
                 for key, first in ((i, True), (j, False)):
@@ -663,9 +666,13 @@ def _cross_correlation_block(a, b, lags, dtype, normalization):
     rows = xp.asarray(lags % n_fft)
     overlap = normalization == "overlap"
     out = xp.empty((lags.size, a.shape[1]), dtype=dtype)
-    for block in _pixel_blocks(xp, a.shape[1], n_fft, 12 if overlap else 4):
-        first, second = (_spectrum(x[:, block], n_fft, dtype, overlap) for x in (a, b))
-        corr = fft_module(xp).irfft(xp.conj(first.spectrum) * second.spectrum, n=n_fft, axis=0, overwrite_x=True)
+    blocks = _pixel_blocks(xp, a.shape[1], n_fft, 12 if overlap else 4)
+    work = _Workspace.of(xp, 2, n_times, n_fft, blocks[0], dtype)
+    for block in blocks:
+        padded, scratch, product = work.views(a[:, block].shape[1])
+        first, second = (_spectrum(x[:, block], p, scratch, overlap) for x, p in zip((a, b), padded, strict=True))
+        cross = xp.multiply(xp.conjugate(first.spectrum, out=product), second.spectrum, out=product)
+        corr = fft_module(xp).irfft(cross, n=n_fft, axis=0, overwrite_x=True)
         norm = first.norm * second.norm
         if overlap:
             moments = [lagstats.overlap_moments(lagstats.prefix_sums(x.centred), lags, n_times, role)
@@ -683,28 +690,54 @@ def _pixel_blocks(xp, n_pixels, n_fft, n_buffers):
     return [slice(start, start + step) for start in range(0, n_pixels, step)]
 
 
+class _Workspace(NamedTuple):
+    """
+    Buffers of a block kernel, allocated once per chunk and reused by every block of pixels.
+
+    Fresh memory costs a page fault per page on first touch; a process that returns freed
+    memory to the system at once (a `dask.distributed` worker does: ``MALLOC_TRIM_THRESHOLD_``)
+    would pay it for every block's arrays.
+    """
+
+    padded: list  # per channel, (n_fft, width): zero-padded centred series
+    scratch: Any  # (n_times, width)
+    product: Any  # (n_fft // 2 + 1, width), complex: the cross-spectrum
+
+    @classmethod
+    def of(cls, xp, n_channels, n_times, n_fft, block, dtype):
+        width = block.stop - block.start
+        complex_dtype = np.result_type(dtype, np.complex64)
+        return cls([xp.empty((n_fft, width), dtype) for _ in range(n_channels)], xp.empty((n_times, width), dtype),
+                   xp.empty((n_fft // 2 + 1, width), complex_dtype))
+
+    def views(self, width):
+        """The buffers for a block of ``width`` pixels."""
+        return [p[:, :width] for p in self.padded], self.scratch[:, :width], self.product[:, :width]
+
+
 class _Spectrum(NamedTuple):
     spectrum: Any
     norm: Any
     centred: Any
 
 
-def _spectrum(x, n_fft, dtype, keep=False):
+def _spectrum(x, padded, scratch, keep=False):
     """
-    Real FFT of the centred columns of ``x`` (N, pixels), zero-padded to ``n_fft``.
+    Real FFT of the centred columns of ``x`` (N, pixels), zero-padded to the length of ``padded``.
 
-    Returns the spectrum, the norm of each centred column (NaN where the
-    column is constant or contains NaN) and, with ``keep``, a float64 copy of
-    the centred columns. The mean is taken in float64.
+    ``padded`` (n_fft, pixels) and ``scratch`` (N, pixels), of the transform's dtype, are work
+    buffers (overwritten). Returns the spectrum, the norm of each centred column (NaN where the
+    column is constant or contains NaN) and, with ``keep``, a float64 copy of the centred
+    columns. The mean is taken in float64.
     """
     xp = array_module(x)
     mean = x.mean(axis=0, dtype=np.float64)
-    padded = xp.zeros((n_fft,) + x.shape[1:], dtype=dtype)
     centred = padded[: x.shape[0]]
+    padded[x.shape[0] :] = 0
     with np.errstate(invalid="ignore"):
         xp.subtract(x, mean, out=centred, casting="unsafe")
         kept = (x - mean).astype(np.float64, copy=False) if keep else None
-    norm = xp.sqrt(xp.square(centred).sum(axis=0, dtype=np.float64))
+    norm = xp.sqrt(xp.multiply(centred, centred, out=scratch).sum(axis=0, dtype=np.float64))
     rtol = max(_CONSTANT_RTOL, _CONSTANT_ULPS * np.finfo(x.dtype).eps) if x.dtype.kind == "f" else _CONSTANT_RTOL
     valid = norm > rtol * math.sqrt(x.shape[0]) * xp.abs(mean)
     norm = xp.where(valid, norm, np.nan)

@@ -452,6 +452,29 @@ def test_overlap_equals_pearson_of_the_overlapping_samples(bounds, chunks):
     np.testing.assert_array_equal(peak.lag, lag_seconds[cc.argmax(axis=0)])
 
 
+def global_by_brute_force(a, b, lag):
+    """The peers' correlation: sum of the z-scored a(t) b(t + lag) over the overlap, over the whole norms."""
+    a, b = a - a.mean(), b - b.mean()
+    n = a.size
+    overlap = np.dot(a[max(0, -lag) : n - max(0, lag)], b[max(0, lag) : n - max(0, -lag)])
+    return overlap / np.sqrt(np.dot(a, a) * np.dot(b, b))
+
+
+@pytest.mark.parametrize("normalization", ["global", "overlap"])
+def test_blocks_of_pixels_reuse_their_buffers_without_mixing(monkeypatch, normalization):
+    # a budget of one block of 16 pixels: 37 pixels run as blocks of 16, 16 and 5 through the same buffers
+    monkeypatch.setitem(lags._BLOCK_BYTES, "numpy", 1)
+    a, b = (x[:, 0] for x in structured_pair(n_times=50, shape=(1, 37)))
+    lag_seconds, cc = lags.cross_correlation(a, b, CADENCE, lag_bounds=(-120.0, 240.0), normalization=normalization)
+    steps = np.rint(lag_seconds / CADENCE).astype(int)
+    brute_force = global_by_brute_force if normalization == "global" else pearson_by_brute_force
+    expected = np.array([[brute_force(a[:, p], b[:, p], k) for p in range(37)] for k in steps])
+    np.testing.assert_allclose(cc, expected, rtol=0, atol=1e-12)
+    peak = lags.timelag(a, b, CADENCE, lag_bounds=(-120.0, 240.0), refine=False, normalization=normalization)
+    np.testing.assert_allclose(peak.correlation, expected.max(axis=0), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(peak.lag, lag_seconds[expected.argmax(axis=0)])
+
+
 def test_overlap_refines_its_own_peak_and_keeps_float32_close():
     a, b = structured_pair()
     lag_seconds, cc = lags.cross_correlation(a, b, CADENCE, lag_bounds=(-240, 240), normalization="overlap")
