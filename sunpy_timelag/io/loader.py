@@ -68,13 +68,13 @@ class FITSFrameLoader:
         """
         ny, nx = self.shape
         rows, columns = slice(*rows.indices(ny)), slice(*columns.indices(nx))
+        local = isinstance(self.file.fs, LocalFileSystem)
         if self.offset is None:
-            local = isinstance(self.file.fs, LocalFileSystem)
             with (nullcontext(self.file.path) if local else self.file) as stream, \
                     fits.open(stream, memmap=local, lazy_load_hdus=True, do_not_scale_image_data=True) as hdulist:
                 raw = hdulist[self.hdu].section[rows, columns]  # astropy refuses to scale memory-mapped data
             return self._scale(raw)
-        with self.file as stream:
+        with (open(self.file.path, "rb") if local else self.file) as stream:  # a local file: without fsspec's cost
             row_bytes = nx * self.raw_dtype.itemsize
             stream.seek(self.offset + rows.start * row_bytes)
             size = (rows.stop - rows.start) * row_bytes
