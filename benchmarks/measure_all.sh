@@ -8,14 +8,19 @@ cd "$(dirname "$0")"
 python="${1:-python}"
 shift || true
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(bench_header_scan bench_psf bench_deconvolve bench_register bench_derotate bench_archive bench_cluster)
+[ ${#names[@]} -gt 0 ] || names=(bench_header_scan bench_psf bench_deconvolve bench_register bench_derotate bench_archive
+                                  bench_archive_8gb bench_user_path bench_cluster)
 out=../docs/measured
 for name in "${names[@]}"; do
     echo "== $name"
+    case "$name" in  # the output's name, then the command: bench_archive_8gb is bench_archive on 8.4 GB
+        bench_archive_8gb) command=(bench_archive.py --frames 1000) ;;
+        *) command=("$name.py") ;;
+    esac
     {
-        echo "# python benchmarks/$name.py   ($(date -u +%Y-%m-%d), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+        echo "# python benchmarks/${command[*]}   ($(date -u +%Y-%m-%d), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
         "$python" -c "import sys, importlib.metadata as m; print('# Python', sys.version.split()[0], *(f'{p} {m.version(p)}' for p in ('numpy', 'scipy', 'astropy', 'sunpy', 'aiapy', 'dask')), sep=', ')"
-        "$python" "$name.py"
+        "$python" "${command[@]}"
     } 2>/dev/null | tee "$out/$name.txt.partial"
     mv "$out/$name.txt.partial" "$out/$name.txt"
 done

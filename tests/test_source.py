@@ -9,7 +9,7 @@ import sunpy.map
 from astropy.io import fits
 from astropy.time import Time
 
-from sunpy_timelag import TimelagCube, timelag_maps
+from sunpy_timelag import TimelagCube, lags, timelag_maps
 from sunpy_timelag.data import make_synthetic_observation
 
 SHAPE = (512, 512)
@@ -96,6 +96,26 @@ def test_timelag_maps_read_through_the_files_equal_those_in_memory(tmp_path):
     in_memory = timelag_maps([cube.persist() for cube in cubes], lag_bounds=[-20, 20] * u.min)[335, 171]
     np.testing.assert_allclose(through_files.timelag.data, in_memory.timelag.data, rtol=1e-9, equal_nan=True)
     np.testing.assert_allclose(through_files.correlation.data, in_memory.correlation.data, rtol=1e-9)
+
+
+def test_a_field_analysed_band_by_band_equals_it_in_memory_on_threads_and_processes(tmp_path, monkeypatch):
+    # bands of at most 128 kB: the 32 x 32 field of 200 frames is read and correlated in bands of a few rows,
+    # as a field larger than memory is, a few bands at a time
+    observation = make_synthetic_observation(tmp_path, channels=(335, 171), duration=40 * u.min, shape=(32, 32))
+    cubes = [TimelagCube.from_files(observation.files[c]).normalize_exposure() for c in (335, 171)]
+    in_memory = timelag_maps([cube.persist() for cube in cubes], lag_bounds=[-20, 20] * u.min)[335, 171]
+    assert cubes[0].persist().data.numblocks == (1, 1, 1)
+    monkeypatch.setattr(lags, "_CHUNK_BYTES", (2**17, 2**17))
+    bands = cubes[0]._series_data().numblocks
+    assert bands[0] == bands[2] == 1 and bands[1] >= 6
+    banded = {"threads": timelag_maps(cubes, lag_bounds=[-20, 20] * u.min)[335, 171]}
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with cluster, distributed.Client(cluster):
+        banded["processes"] = timelag_maps(cubes, lag_bounds=[-20, 20] * u.min)[335, 171]
+    for maps in banded.values():
+        np.testing.assert_allclose(maps.timelag.data, in_memory.timelag.data, rtol=1e-9, equal_nan=True)
+        np.testing.assert_allclose(maps.correlation.data, in_memory.correlation.data, rtol=1e-9)
 
 
 def test_derotate_reads_only_the_window_of_each_frame(tmp_path):
