@@ -1,7 +1,8 @@
 """
-Header scan: read and check the FITS headers of many frames, in parallel, without their data.
+Header scan: read and check the FITS headers of many frames without their data (in threads for remote files).
 """
 import contextlib
+import itertools
 import operator
 import os
 import re
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.io import fits
 from astropy.time import Time, TimeDelta
+from fsspec.implementations.local import LocalFileSystem
+from fsspec.implementations.memory import MemoryFileSystem
 
 from ..exceptions import InputFileError
 
@@ -85,6 +88,14 @@ def read_frame_header(file, hdu=None):
     """
     Read the header of the image HDU of one FITS file, checking it is complete.
 
+    Only the header blocks are read: the file is walked HDU by HDU, each header read as its
+    2880-byte blocks up to its ``END`` card and parsed by `astropy.io.fits.Header.fromstring`, and
+    the data skipped by the size the header gives (`astropy.io.fits.Header.data_size_padded`). An
+    uncompressed image's data offset is then known without opening the file as an
+    `~astropy.io.fits.HDUList`. A tile-compressed image's header is astropy's (translated from the
+    binary table that holds it), and a file the walk cannot follow (damaged, not FITS, without the
+    HDU asked for) is left to `astropy.io.fits.open`, which reads it or says what is wrong.
+
     Parameters
     ----------
     file : `fsspec.core.OpenFile`
@@ -107,25 +118,20 @@ def read_frame_header(file, hdu=None):
     name = file.full_name
     index = hdu if hdu is None else _hdu_index(hdu)
     with file as stream:
-        size = file.fs.size(file.path)
         _check_uncompressed(stream.read(4), name)
-        stream.seek(0)
+        size = stream.seek(0, os.SEEK_END)
         try:
-            with fits.open(stream, memmap=False, lazy_load_hdus=True) as hdulist:
-                index = _image_hdu(hdulist, name) if hdu is None else _existing_hdu(hdulist, index, name)
-                image = hdulist[index]
-                header = image.header
-                # astropy's own record of where the data end (`fileinfo` re-serialises the header: slow)
-                end = image._data_offset + image._data_size
-        except InputFileError:
-            raise
-        except (OSError, IndexError, KeyError, ValueError, TypeError, fits.VerifyError) as error:
-            raise InputFileError(f"{name} is not a readable FITS file: {error}") from error
-    if not image.is_image or header.get("NAXIS") != 2:
-        raise InputFileError(f"{name}: HDU {index} is not a 2-D image ({type(image).__name__}, "
+            found = _walk_to_image(stream, index)
+        except _LeftToAstropy:
+            found = None
+        if found is None or found.kind == "compressed":
+            found = _astropy_image(stream, index if found is None else found.index, name, found)
+    index, header = found.index, found.header
+    if found.kind is None or header.get("NAXIS") != 2:
+        raise InputFileError(f"{name}: HDU {index} is not a 2-D image ({found.type_name}, "
                              f"NAXIS={header.get('NAXIS')})")
-    if end > size:
-        raise InputFileError(f"{name} is truncated: its header announces {end} bytes, the file has {size}")
+    if found.end > size:
+        raise InputFileError(f"{name} is truncated: its header announces {found.end} bytes, the file has {size}")
     try:
         row = header_row(header)
     except Exception as error:  # whatever astropy raises on a garbled card
@@ -135,8 +141,125 @@ def read_frame_header(file, hdu=None):
         shape, dtype = (int(row["NAXIS2"]), int(row["NAXIS1"])), _data_dtype(row)
     except (KeyError, ValueError, TypeError) as error:
         raise InputFileError(f"{name}: HDU {index} has no readable image size or type ({error!r})") from error
-    offset = None if isinstance(image, fits.CompImageHDU) else image._data_offset
-    return FrameHeader(name, index, row, shape, dtype, offset)
+    return FrameHeader(name, index, row, shape, dtype, None if found.kind == "compressed" else found.data_offset)
+
+
+#: FITS files are laid out in blocks of 2880 bytes, header cards in 80 bytes.
+_BLOCK, _CARD = 2880, 80
+_END_CARD = b"END".ljust(_CARD)
+#: What astropy raises on a file it cannot read.
+_FITS_ERRORS = (OSError, IndexError, KeyError, ValueError, TypeError, fits.VerifyError)
+
+
+class _LeftToAstropy(Exception):
+    """A file the block walk does not follow: `_astropy_image` reads it, or says what is wrong with it."""
+
+
+@dataclass(frozen=True)
+class _Found:
+    """
+    An HDU found in a file: its index, header, data offset and end (padding included), and its kind.
+
+    ``kind`` is ``"image"`` for an uncompressed image, ``"compressed"`` for a tile-compressed one
+    and `None` for an HDU that holds no image; ``type_name`` is astropy's class for it, when
+    astropy read it (for messages).
+    """
+
+    index: int
+    header: fits.Header
+    data_offset: int
+    end: int
+    kind: str | None
+    type_name: str = ""
+
+
+def _walk_to_image(stream, index):
+    """
+    Find the image HDU wanted (``index``, or the first 2-D image) reading only the headers on the way.
+
+    Raises
+    ------
+    _LeftToAstropy
+        At anything but plain, complete headers of standard HDUs: no ``SIMPLE = T``, random
+        groups, a header without an ``END`` card (as the standard writes it) or not ASCII, the end
+        of the file before the HDU, or an HDU asked for that is no 2-D image.
+    """
+    offset = 0
+    for position in itertools.count():
+        header, data_offset = _read_header(stream, offset)
+        try:
+            primary = position == 0
+            if primary and (header.get("SIMPLE") is not True or header.get("GROUPS")):
+                raise _LeftToAstropy
+            kind = _image_kind(header, primary)
+            image = kind is not None and _naxis(header, kind) == 2
+            end = data_offset + header.data_size_padded
+        except _FITS_ERRORS:
+            raise _LeftToAstropy from None
+        if index == position or (index is None and image):
+            if not image:
+                raise _LeftToAstropy  # astropy names what the HDU is
+            return _Found(position, header, data_offset, end, kind)
+        offset = end
+
+
+def _image_kind(header, primary):
+    """``"image"``, ``"compressed"`` (a tile-compressed image) or `None`, as astropy's ``is_image`` tells them."""
+    xtension = header.get("XTENSION")
+    if primary or xtension == "IMAGE":
+        return "image"
+    if xtension == "BINTABLE" and header.get("ZIMAGE") is True:
+        return "compressed"
+    return None
+
+
+def _naxis(header, kind):
+    """The number of axes of the image (of a compressed image, not of its table)."""
+    return header.get("ZNAXIS") if kind == "compressed" else header.get("NAXIS")
+
+
+def _read_header(stream, offset):
+    """The header starting at byte ``offset``, read block by block up to its ``END`` card, and its end."""
+    stream.seek(offset)
+    blocks = []
+    while True:
+        block = stream.read(_BLOCK)
+        if len(block) < _BLOCK or not block.isascii():
+            raise _LeftToAstropy  # the end of the file, a truncated header, or data: no END card on the way
+        blocks.append(block)
+        if _END_CARD in block and any(block[i:i + _CARD] == _END_CARD for i in range(0, _BLOCK, _CARD)):
+            break
+    raw = b"".join(blocks)
+    try:
+        return fits.Header.fromstring(raw.decode("ascii")), offset + len(raw)
+    except _FITS_ERRORS:
+        raise _LeftToAstropy from None
+
+
+def _astropy_image(stream, index, name, found=None):
+    """
+    The image HDU as `astropy.io.fits.open` reads it.
+
+    That is the HDU ``found`` by the walk (a tile-compressed image: astropy translates the header
+    of the binary table holding it), else the HDU at ``index`` or the first 2-D image of a file
+    the walk did not follow; errors name the file. The data offset and end are the walk's, or
+    else astropy's.
+    """
+    stream.seek(0)
+    try:
+        with fits.open(stream, memmap=False, lazy_load_hdus=True) as hdulist:
+            index = _image_hdu(hdulist, name) if index is None else _existing_hdu(hdulist, index, name)
+            image = hdulist[index]
+            header = image.header
+            kind = "compressed" if isinstance(image, fits.CompImageHDU) else "image" if image.is_image else None
+            if found is None:  # where the data lie: `fileinfo` is slow, but these files are rare
+                info = hdulist.fileinfo(index)
+                found = _Found(index, header, info["datLoc"], info["datLoc"] + info["datSpan"], kind)
+    except InputFileError:
+        raise
+    except _FITS_ERRORS as error:
+        raise InputFileError(f"{name} is not a readable FITS file: {error}") from error
+    return _Found(found.index, header, found.data_offset, found.end, kind, type(image).__name__)
 
 
 def header_row(header):
@@ -265,7 +388,12 @@ def _unreadable_card(header):
 
 def scan_headers(files, hdu=None, max_workers=None):
     """
-    Read the image headers of many files in parallel.
+    Read the image headers of many files, in threads where the files are remote.
+
+    Reading a header is a few reads of 2880 bytes and astropy parsing them, which holds Python's
+    global interpreter lock: on a local disk (or in memory) threads only take turns, and the
+    files are read one after the other. On other file systems (``s3://``, ``https://``, ...) a
+    read waits on the network, and threads hide that latency.
 
     Parameters
     ----------
@@ -273,15 +401,24 @@ def scan_headers(files, hdu=None, max_workers=None):
     hdu : int, optional
         See `read_frame_header`.
     max_workers : int, optional
-        Number of threads; by default enough to hide the latency of remote files.
+        Number of threads; by default 1 for files that are all local or in memory, else
+        ``min(32, 4 * os.cpu_count())``.
 
     Returns
     -------
     list of `FrameHeader`, in the order of ``files``.
     """
-    max_workers = max_workers or min(32, 4 * (os.cpu_count() or 1))
+    if max_workers is None:
+        nearby = all(isinstance(file.fs, _NEARBY_FILE_SYSTEMS) for file in files)
+        max_workers = 1 if nearby else min(32, 4 * (os.cpu_count() or 1))
+    if max_workers == 1:
+        return [read_frame_header(file, hdu) for file in files]
     with ThreadPoolExecutor(max_workers=max_workers) as pool:
         return list(pool.map(lambda file: read_frame_header(file, hdu), files))
+
+
+#: File systems without latency to hide: the local disk and the process's memory.
+_NEARBY_FILE_SYSTEMS = (LocalFileSystem, MemoryFileSystem)
 
 
 def frame_times(headers, names):
