@@ -139,7 +139,12 @@ class TimelagCube(PrepMixin, NDCube):
     @classmethod
     def from_maps(cls, maps, *, pointing_tolerance=1.0):
         """
-        A cube from sunpy Maps of one channel (NumPy or Dask data, kept lazy).
+        A cube from sunpy Maps of one channel, sorted by time (see `from_files`).
+
+        Maps of NumPy data are copied once, in time order, into one array held as whole time
+        series over bands of rows (the chunks of `sunpy_timelag.lags.series_chunks`): the layout
+        of the time-lag analysis, which then needs no rechunk. Maps of Dask data stay lazy, one
+        chunk per frame.
 
         Parameters
         ----------
@@ -150,17 +155,28 @@ class TimelagCube(PrepMixin, NDCube):
         Returns
         -------
         `TimelagCube`
+
+        Raises
+        ------
+        ValueError
+            If ``maps`` is empty, or maps differ in shape, dtype, channel or pointing, have no
+            observation time or the same one; messages name a map by its index in ``maps``.
         """
         maps = list(maps)
         if not maps:
             raise ValueError("maps is empty")
         headers = [m.meta for m in maps]
-        names = [f"map {i} ({m.name})" for i, m in enumerate(maps)]
+        names = [f"map {i}" for i in range(len(maps))]  # not `m.name`, which sunpy builds slowly
         times = frame_times(headers, names)
-        shapes, dtypes = [m.data.shape for m in maps], [m.data.dtype for m in maps]
-        check_frames(headers, shapes, dtypes, names, times, pointing_tolerance)
+        arrays = [m.data for m in maps]
+        check_frames(headers, [a.shape for a in arrays], [a.dtype for a in arrays], names, times, pointing_tolerance)
         order = times.argsort()
-        data = stack_arrays([maps[i].data for i in order])
+        if all(isinstance(a, np.ndarray) for a in arrays):
+            stack = np.stack([arrays[i] for i in order])
+            # a new array: named at random, not by a hash of its data (seconds for many large frames)
+            data = da.from_array(stack, chunks=lags.series_chunks(stack.shape, stack.dtype), name=False)
+        else:
+            data = stack_arrays([arrays[i] for i in order])
         return cls._from_frames(data, [headers[i] for i in order], times[order], **_describe(maps[order[0]]))
 
     @classmethod
