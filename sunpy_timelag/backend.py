@@ -13,7 +13,7 @@ import numpy as np
 
 __all__ = [
     "array_module", "fft_module", "ndimage_module", "special_module", "scipy_module", "is_cupy_array", "to_numpy",
-    "cupy_available",
+    "cupy_available", "real_fft", "inverse_real_fft",
 ]
 
 
@@ -74,6 +74,50 @@ def array_module(array):
 def fft_module(xp):
     """`scipy.fft`, or `cupyx.scipy.fft` for ``xp`` ``cupy`` (see `scipy_module`)."""
     return scipy_module(xp, "fft")
+
+
+def real_fft(x, out=None):
+    """
+    The real FFT of ``x`` along axis 0, written into ``out`` where the array module can.
+
+    NumPy's `numpy.fft.rfft` writes into ``out`` (a reused buffer costs no fresh memory); CuPy's
+    transform returns a new array from CuPy's memory pool, which is as cheap.
+
+    Parameters
+    ----------
+    x : array
+        Real, NumPy or CuPy.
+    out : array, optional
+        Complex, of shape ``(x.shape[0] // 2 + 1, *x.shape[1:])``.
+
+    Returns
+    -------
+    array
+    """
+    if is_cupy_array(x):
+        return fft_module(array_module(x)).rfft(x, axis=0)
+    return np.fft.rfft(x, axis=0, out=out)
+
+
+def inverse_real_fft(spectrum, n, out=None):
+    """
+    The inverse of `real_fft`, to ``n`` samples along axis 0, written into ``out`` where the array module can.
+
+    Parameters
+    ----------
+    spectrum : array
+        Complex, NumPy or CuPy.
+    n : int
+    out : array, optional
+        Real, of shape ``(n, *spectrum.shape[1:])``.
+
+    Returns
+    -------
+    array
+    """
+    if is_cupy_array(spectrum):
+        return fft_module(array_module(spectrum)).irfft(spectrum, n=n, axis=0, overwrite_x=True)
+    return np.fft.irfft(spectrum, n=n, axis=0, out=out)
 
 
 def ndimage_module(xp):

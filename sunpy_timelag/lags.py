@@ -73,7 +73,7 @@ import numpy as np
 import scipy.fft
 
 from . import lagstats
-from .backend import array_module, fft_module
+from .backend import array_module, inverse_real_fft, real_fft
 
 __all__ = [
     "NORMALIZATIONS",
@@ -601,13 +601,13 @@ def _timelag_block(*channels, pairs, lags, cadence, refine, dtype, normalization
     blocks = _pixel_blocks(xp, flat[0].shape[1], n_fft, n_buffers)
     work = _Workspace.of(xp, len(channels), n_times, n_fft, blocks[0], dtype)
     for block in blocks:
-        padded, scratch, product = work.views(flat[0][:, block].shape[1])
-        prepared = [_spectrum(f[:, block], p, scratch, keep) for f, p in zip(flat, padded, strict=True)]
+        buffers = work.views(flat[0][:, block].shape[1])
+        prepared = [_spectrum(f[:, block], padded, spectrum, buffers.scratch, keep)
+                    for f, padded, spectrum in zip(flat, buffers.padded, buffers.spectra, strict=True)]
         moments, powers = {}, {}
         for pair_out, (i, j) in zip(out, pairs, strict=True):
             a, b = prepared[i], prepared[j]
-            cross = xp.multiply(xp.conjugate(a.spectrum, out=product), b.spectrum, out=product)
-            corr = fft_module(xp).irfft(cross, n=n_fft, axis=0, overwrite_x=True)
+            corr = _correlation(a, b, buffers)
             norm = a.norm * b.norm
             if overlap:
                 for key, first in ((i, True), (j, False)):
@@ -669,10 +669,10 @@ def _cross_correlation_block(a, b, lags, dtype, normalization):
     blocks = _pixel_blocks(xp, a.shape[1], n_fft, 12 if overlap else 4)
     work = _Workspace.of(xp, 2, n_times, n_fft, blocks[0], dtype)
     for block in blocks:
-        padded, scratch, product = work.views(a[:, block].shape[1])
-        first, second = (_spectrum(x[:, block], p, scratch, overlap) for x, p in zip((a, b), padded, strict=True))
-        cross = xp.multiply(xp.conjugate(first.spectrum, out=product), second.spectrum, out=product)
-        corr = fft_module(xp).irfft(cross, n=n_fft, axis=0, overwrite_x=True)
+        buffers = work.views(a[:, block].shape[1])
+        first, second = (_spectrum(x[:, block], padded, spectrum, buffers.scratch, overlap)
+                         for x, padded, spectrum in zip((a, b), buffers.padded, buffers.spectra, strict=True))
+        corr = _correlation(first, second, buffers)
         norm = first.norm * second.norm
         if overlap:
             moments = [lagstats.overlap_moments(lagstats.prefix_sums(x.centred), lags, n_times, role)
@@ -700,19 +700,24 @@ class _Workspace(NamedTuple):
     """
 
     padded: list  # per channel, (n_fft, width): zero-padded centred series
+    spectra: list  # per channel, (n_fft // 2 + 1, width), complex: their transforms
     scratch: Any  # (n_times, width)
-    product: Any  # (n_fft // 2 + 1, width), complex: the cross-spectrum
+    product: Any  # (n_fft // 2 + 1, width), complex: a cross-spectrum
+    correlation: Any  # (n_fft, width): its inverse transform, the circular cross-correlation
 
     @classmethod
     def of(cls, xp, n_channels, n_times, n_fft, block, dtype):
         width = block.stop - block.start
         complex_dtype = np.result_type(dtype, np.complex64)
-        return cls([xp.empty((n_fft, width), dtype) for _ in range(n_channels)], xp.empty((n_times, width), dtype),
-                   xp.empty((n_fft // 2 + 1, width), complex_dtype))
+        return cls([xp.empty((n_fft, width), dtype) for _ in range(n_channels)],
+                   [xp.empty((n_fft // 2 + 1, width), complex_dtype) for _ in range(n_channels)],
+                   xp.empty((n_times, width), dtype), xp.empty((n_fft // 2 + 1, width), complex_dtype),
+                   xp.empty((n_fft, width), dtype))
 
     def views(self, width):
         """The buffers for a block of ``width`` pixels."""
-        return [p[:, :width] for p in self.padded], self.scratch[:, :width], self.product[:, :width]
+        return _Workspace([p[:, :width] for p in self.padded], [s[:, :width] for s in self.spectra],
+                          *(buffer[:, :width] for buffer in (self.scratch, self.product, self.correlation)))
 
 
 class _Spectrum(NamedTuple):
@@ -721,14 +726,14 @@ class _Spectrum(NamedTuple):
     centred: Any
 
 
-def _spectrum(x, padded, scratch, keep=False):
+def _spectrum(x, padded, spectrum, scratch, keep=False):
     """
     Real FFT of the centred columns of ``x`` (N, pixels), zero-padded to the length of ``padded``.
 
-    ``padded`` (n_fft, pixels) and ``scratch`` (N, pixels), of the transform's dtype, are work
-    buffers (overwritten). Returns the spectrum, the norm of each centred column (NaN where the
-    column is constant or contains NaN) and, with ``keep``, a float64 copy of the centred
-    columns. The mean is taken in float64.
+    ``padded`` (n_fft, pixels), ``spectrum`` (its transform's shape) and ``scratch`` (N, pixels)
+    are work buffers (see `_Workspace`). Returns the spectrum, the norm of each centred column
+    (NaN where the column is constant or contains NaN) and, with ``keep``, a float64 copy of the
+    centred columns. The mean is taken in float64.
     """
     xp = array_module(x)
     mean = x.mean(axis=0, dtype=np.float64)
@@ -741,7 +746,14 @@ def _spectrum(x, padded, scratch, keep=False):
     rtol = max(_CONSTANT_RTOL, _CONSTANT_ULPS * np.finfo(x.dtype).eps) if x.dtype.kind == "f" else _CONSTANT_RTOL
     valid = norm > rtol * math.sqrt(x.shape[0]) * xp.abs(mean)
     norm = xp.where(valid, norm, np.nan)
-    return _Spectrum(fft_module(xp).rfft(padded, axis=0, overwrite_x=True), norm, kept)
+    return _Spectrum(real_fft(padded, out=spectrum), norm, kept)
+
+
+def _correlation(a, b, buffers):
+    """The circular cross-correlation of two `_Spectrum` s (unnormalised), in ``buffers`` (a `_Workspace`)."""
+    xp = array_module(a.spectrum)
+    cross = xp.multiply(xp.conjugate(a.spectrum, out=buffers.product), b.spectrum, out=buffers.product)
+    return inverse_real_fft(cross, buffers.correlation.shape[0], out=buffers.correlation)
 
 
 def _peak(corr, lags, refine, curvature=False):
