@@ -253,9 +253,16 @@ def resample(data, times, new_times):
         )
     lower = np.clip(np.searchsorted(times, new_times, side="right") - 1, 0, times.size - 2)
     weight = np.clip((new_times - times[lower]) / (times[lower + 1] - times[lower]), 0, 1)
-    xp = array_module(data)
-    dtype = np.result_type(data.dtype, np.float32)
-    weight = xp.asarray(weight.astype(dtype).reshape((-1,) + (1,) * (data.ndim - 1)))
+    weight = weight.astype(np.result_type(data.dtype, np.float32)).reshape((-1,) + (1,) * (data.ndim - 1))
+    if isinstance(data, da.Array) and data.numblocks[0] == 1:  # whole series: one task per block, fusable
+        return data.map_blocks(_interpolate, lower, weight, chunks=((new_times.size,),) + data.chunks[1:],
+                               dtype=weight.dtype)
+    return _interpolate(data, lower, weight)
+
+
+def _interpolate(data, lower, weight):
+    """``(1 - weight) data[lower] + weight data[lower + 1]``, ``weight`` a NumPy array broadcast along axis 0."""
+    weight = array_module(data).asarray(weight)
     return data[lower] * (1 - weight) + data[lower + 1] * weight
 
 

@@ -118,6 +118,22 @@ def test_a_field_analysed_band_by_band_equals_it_in_memory_on_threads_and_proces
         np.testing.assert_allclose(maps.correlation.data, in_memory.correlation.data, rtol=1e-9)
 
 
+def test_each_band_is_read_resampled_and_correlated_in_one_task(tmp_path, monkeypatch):
+    # the channels are observed seconds apart: both are interpolated onto the common grid; a band's reads, its
+    # interpolation and its correlation fuse into one task, so that no band moves between workers of a cluster
+    import dask
+
+    from sunpy_timelag import analysis
+
+    monkeypatch.setattr(lags, "_CHUNK_BYTES", (2**15, 2**15))
+    observation = make_synthetic_observation(tmp_path, channels=(335, 171), duration=20 * u.min, shape=(32, 32))
+    cubes = [TimelagCube.from_files(observation.files[c]).normalize_exposure() for c in (335, 171)]
+    (a, b), _, cadence = analysis._aligned(cubes)
+    assert a.numblocks == b.numblocks and a.numblocks[1] >= 6
+    (lag,) = dask.optimize(lags.timelag(a, b, cadence, lag_bounds=(-600, 600)).lag)
+    assert len(lag.__dask_graph__()) == 2 * a.numblocks[1]  # per band: the fused task and its slice of the lag map
+
+
 def test_derotate_reads_only_the_window_of_each_frame(tmp_path):
     paths = write_frames(tmp_path, compressed=False)
     cube = TimelagCube.from_files(paths)

@@ -12,6 +12,7 @@ numbers as the operations applied to the whole frames.
 """
 from dataclasses import dataclass, replace
 
+import dask.array as da
 import numpy as np
 from dask.array.core import Array
 from dask.base import tokenize
@@ -126,22 +127,16 @@ class FileSource:
 
         The bands are those of `sunpy_timelag.lags.series_chunks` (whole rows: every byte read from an
         uncompressed file is used once), so that the array lines up with the analysis' other inputs.
+        The reads are a blockwise layer: Dask fuses each band's read into the task that analyses it,
+        so that a band is read where it is used and dropped with it.
 
         Returns
         -------
         dask.array.Array
         """
-        n = self.shape[0]
         chunks = series_chunks(self.shape, self.dtype)
-        name = "fits-series-" + tokenize(self._token(), chunks)
-        frames = list(range(n))
-        row_edges, column_edges = (np.cumsum((0,) + c) for c in chunks[1:])
-        graph = {
-            (name, 0, i, j): (_read, self, frames, (int(row_edges[i]), int(row_edges[i + 1])),
-                              (int(column_edges[j]), int(column_edges[j + 1])))
-            for i in range(len(chunks[1])) for j in range(len(chunks[2]))
-        }
-        return Array(graph, name, chunks, dtype=self.dtype)
+        return da.map_blocks(_read_band, self, chunks=chunks, dtype=self.dtype, meta=np.empty((0, 0, 0), self.dtype),
+                             name="fits-series-" + tokenize(self._token(), chunks))
 
     def _token(self):
         return ([loader.file.full_name for loader in self.loaders], self.window,
@@ -150,6 +145,12 @@ class FileSource:
 
 def _as_slice(item):
     return slice(item, item + 1) if isinstance(item, int | np.integer) else item
+
+
+def _read_band(source, block_info=None):
+    """The block of every frame at ``block_info[None]["array-location"]`` (see `FileSource.series`)."""
+    _, rows, columns = block_info[None]["array-location"]
+    return _read(source, range(len(source.loaders)), rows, columns)
 
 
 def _read(source, frames, rows, columns):
