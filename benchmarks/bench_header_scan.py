@@ -4,7 +4,7 @@ Benchmark: building a lazy cube over thousands of FITS files.
 Writes ``--n-files`` AIA-like files (sunpy's AIA 171 test header, 189 cards, one
 image each) and times, in the same run:
 
-* ``TimelagCube.from_files`` (parallel header scan, checks, gWCS, Dask graph);
+* ``TimelagCube.from_files`` (header scan, checks, gWCS, Dask graph);
 * ``sunpy.map.Map(files, sequence=True)``, the peer, which reads every file's data;
 * a serial ``astropy.io.fits.getheader`` loop, the floor for reading the headers alone;
 

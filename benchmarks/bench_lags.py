@@ -23,8 +23,8 @@ The rows ``TimelagCube ...`` run the whole user path, `sunpy_timelag.timelag_map
 (alignment on the common time grid, rechunking, kernels, sunpy Maps of the results),
 on the same data held in memory as `~sunpy_timelag.TimelagCube` s: ``persisted``
 as a prepared cube is kept (`TimelagCube.persist`: whole series per chunk), and
-``per frame`` with one Dask chunk per frame, as read from files (without the reading),
-which adds the Dask scheduling of one task per frame.
+``from maps`` as `TimelagCube.from_maps` builds them from sunpy Maps of NumPy frames (stacked
+once into whole series per chunk). ``benchmarks/bench_user_path.py`` runs the user path from files.
 """
 
 import argparse
@@ -81,7 +81,7 @@ def dask_pairs(channels, cadence, **kwargs):
 
 
 def as_cubes(channels, cadence):
-    """The channels as in-memory `TimelagCube` s of AIA-like frames (one chunk per frame)."""
+    """The channels as `TimelagCube` s of sunpy Maps of AIA-like in-memory frames."""
     start = Time("2011-02-15T00:00:00")
     centre = SkyCoord(0 * u.arcsec, 0 * u.arcsec, frame=frames.Helioprojective(observer="earth", obstime=start))
     cubes = []
@@ -112,7 +112,7 @@ def run_case(name, n_channels, n_times, cadence, size, repeat, memory):
         "timelag float32": lambda: our_pairs(channels, cadence, dtype=np.float32),
         "timelag dask threads": lambda: dask_pairs(channels, cadence),
         "TimelagCube persisted": lambda: cube_pairs(persisted),
-        "TimelagCube per frame": lambda: cube_pairs(cubes),
+        "TimelagCube from maps": lambda: cube_pairs(cubes),
     }
     cubes = as_cubes(channels, cadence)
     persisted = [cube.persist() for cube in cubes]

@@ -14,7 +14,8 @@ duration / 4)`` across the field and d_c from 0 (first channel) to 1 (last), so 
   ``from files: scan``) and `sunpy_timelag.timelag_maps` (row ``from files: analysis``, which reads the
   files); ``from files: total`` is the two in the same round;
 * ``from maps``: `TimelagCube.from_maps` of sunpy Maps of the in-memory frames (built beforehand, not
-  timed), ``normalize_exposure`` and `timelag_maps`: the in-memory user path, one Dask chunk per frame;
+  timed), ``normalize_exposure`` and `timelag_maps`: the in-memory user path (NumPy maps are stacked
+  once into whole-series chunks);
 * ``persisted``: the ``from files`` cubes made `TimelagCube.persist` (whole series per chunk, read and
   computed once beforehand, not timed) and `timelag_maps`: the reference of the goal "within 1.5x".
 

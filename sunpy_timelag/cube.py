@@ -64,8 +64,10 @@ class TimelagCube(PrepMixin, NDCube):
         """
         A lazy cube over many FITS files, one image per file.
 
-        Only the headers are read (in parallel); each file becomes one chunk of the
-        Dask array, read at compute time. Frames are sorted by their mid-exposure time
+        Only the headers are read (the header blocks alone, in threads for remote files); each
+        file becomes one chunk of the Dask array, read at compute time, and the time-lag analysis
+        reads whole time series over bands of pixels straight from the files (only the window a
+        region needs). Frames are sorted by their mid-exposure time
         (``T_OBS``, else ``DATE-AVG``, else ``DATE-OBS`` + ``EXPTIME`` / 2; see
         `~sunpy_timelag.io.headers.frame_times`).
 
@@ -91,7 +93,9 @@ class TimelagCube(PrepMixin, NDCube):
             flags' meanings; ``"keep"`` keeps them. See
             `~sunpy_timelag.io.headers.select_quality`.
         max_workers : int, optional
-            Threads reading headers.
+            Threads reading headers; default one for local and ``memory://`` files (the parsing
+            holds Python's lock) and ``min(32, 4 * cores)`` for other file systems, where waiting
+            on the network dominates.
 
         Returns
         -------
