@@ -825,7 +825,8 @@ def series_chunks(shape, dtype):
 
     A band spans the other axes whole (whole rows of an image, so that a band read from files
     uses every byte it reads once). Bands hold at most 256 MB, and are smaller (down to 16 MB)
-    so that there are at least two per core: enough tasks to keep every core busy.
+    so that there is one per core: every core busy, and each file opened by as few tasks as that
+    allows (a band read from files opens every file once).
 
     Parameters
     ----------
@@ -839,7 +840,7 @@ def series_chunks(shape, dtype):
     """
     largest, smallest = _CHUNK_BYTES
     total = math.prod(shape) * np.dtype(dtype).itemsize
-    limit = int(np.clip(total / (2 * (os.cpu_count() or 1)), smallest, largest))
+    limit = int(np.clip(total / (os.cpu_count() or 1), smallest, largest))
     axes = ((-1, "auto") + (-1,) * (len(shape) - 2))[: len(shape)]
     return da.core.normalize_chunks(axes, tuple(shape), limit=limit, dtype=dtype)
 

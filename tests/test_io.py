@@ -39,8 +39,9 @@ def test_memory_filesystem(aia_frames):
 
 def test_frames_are_sorted_by_time_and_read_lazily(aia_frames, monkeypatch):
     calls = []
-    original = FITSFrameLoader.read
-    monkeypatch.setattr(FITSFrameLoader, "read", lambda self, *window: calls.append(self) or original(self, *window))
+    original = FITSFrameLoader.read_stored  # every read of these uncompressed files
+    monkeypatch.setattr(FITSFrameLoader, "read_stored", lambda self, *args, **kwargs: calls.append(self) or
+                        original(self, *args, **kwargs))
     cube = TimelagCube.from_files(aia_frames[::-1])
     prepared = cube.normalize_exposure().submap([20, 10] * u.pix, top_right=[59, 69] * u.pix).rebin((1, 2, 2))
     cube.average(), cube.to_maps(), prepared.time

@@ -81,6 +81,39 @@ def test_the_operations_give_the_numbers_of_whole_frames(tmp_path):
     assert (through_files.time == expected.time).all()
 
 
+def test_series_of_frames_stored_differently_equal_astropy_s_values(tmp_path):
+    # 70 frames (more than one group of frames read together), stored with two BSCALE/BZERO and BLANK, one of them
+    # tile-compressed: the series read from the files equals astropy's scaled data, normalised and binned
+    rng = np.random.default_rng(1)
+    paths, expected = [], []
+    for i in range(70):
+        stored = rng.integers(-1000, 1000, (16, 16)).astype(np.int16)
+        stored[i % 16, 3] = -32768
+        header = fits.Header({"TELESCOP": "SDO/AIA", "INSTRUME": "AIA_3", "WAVELNTH": 171, "WAVEUNIT": "angstrom",
+                              "CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CUNIT1": "arcsec", "CUNIT2": "arcsec",
+                              "CDELT1": 2.4, "CDELT2": 2.4, "CRPIX1": 8.5, "CRPIX2": 8.5, "CRVAL1": 0.0, "CRVAL2": 0.0,
+                              "DSUN_OBS": 1.48e11, "HGLN_OBS": 0.0, "HGLT_OBS": 0.0, "EXPTIME": 1.0 + 0.01 * i,
+                              "T_OBS": (Time("2011-02-15T00:00:00") + 12 * i * u.s).isot})
+        path = tmp_path / f"frame{i:02d}.fits"
+        fits.writeto(path, stored, header)
+        scaling = {"BSCALE": 0.5, "BZERO": 100.0} if i % 3 else {"BSCALE": 0.25, "BZERO": -7.0}
+        for keyword, value in {**scaling, "BLANK": -32768}.items():  # the stored integers kept, their meaning set
+            fits.setval(path, keyword, value=value)
+        with fits.open(path) as hdulist:
+            values = hdulist[0].data.astype(np.float32)
+        assert np.isnan(values[i % 16, 3]) and np.nanmax(np.abs(values)) > 200
+        if i == 33:  # the same values, tile-compressed (lossless) in HDU 1
+            compressed = fits.CompImageHDU(values, header, compression_type="GZIP_1", quantize_level=0)
+            fits.HDUList([fits.PrimaryHDU(), compressed]).writeto(path, overwrite=True)
+        expected.append(values / np.float32(header["EXPTIME"]))
+        paths.append(path)
+    cube = TimelagCube.from_files(paths).normalize_exposure()
+    expected = np.array(expected)
+    np.testing.assert_allclose(cube._series_data().compute(), expected, rtol=1e-6, equal_nan=True)
+    binned = expected.reshape(70, 8, 2, 8, 2).mean(axis=(2, 4))
+    np.testing.assert_allclose(cube.rebin((1, 2, 2))._series_data().compute(), binned, rtol=1e-6, equal_nan=True)
+
+
 def test_whole_series_are_read_in_few_tasks(tmp_path):
     cube = TimelagCube.from_files(write_frames(tmp_path, compressed=False, n_frames=6))
     series = cube.normalize_exposure()._series_data()

@@ -68,23 +68,44 @@ class FITSFrameLoader:
         """
         ny, nx = self.shape
         rows, columns = slice(*rows.indices(ny)), slice(*columns.indices(nx))
-        local = isinstance(self.file.fs, LocalFileSystem)
         if self.offset is None:
+            local = isinstance(self.file.fs, LocalFileSystem)
             with (nullcontext(self.file.path) if local else self.file) as stream, \
                     fits.open(stream, memmap=local, lazy_load_hdus=True, do_not_scale_image_data=True) as hdulist:
                 raw = hdulist[self.hdu].section[rows, columns]  # astropy refuses to scale memory-mapped data
-            return self._scale(raw)
-        with (open(self.file.path, "rb") if local else self.file) as stream:  # a local file: without fsspec's cost
-            row_bytes = nx * self.raw_dtype.itemsize
-            stream.seek(self.offset + rows.start * row_bytes)
-            size = (rows.stop - rows.start) * row_bytes
-            buffer = stream.read(size)
-        if len(buffer) != size:
-            raise OSError(f"{self.file.full_name} is truncated: {len(buffer)} of {size} bytes of image data")
-        raw = np.frombuffer(buffer, dtype=self.raw_dtype).reshape(-1, nx)[:, columns]
-        return self._scale(raw)
+            return self.scale(raw)
+        return self.scale(self.read_stored(rows)[:, columns])
 
-    def _scale(self, raw):
+    def read_stored(self, rows, out=None):
+        """
+        The stored values of whole rows of an uncompressed image, unscaled: one range of bytes.
+
+        Parameters
+        ----------
+        rows : slice
+            Of step 1.
+        out : numpy.ndarray, optional
+            C-contiguous, ``(n_rows, nx)`` of ``raw_dtype``, to read into.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``out``, or a new array.
+        """
+        rows = slice(*rows.indices(self.shape[0]))
+        if out is None:
+            out = np.empty((rows.stop - rows.start, self.shape[1]), self.raw_dtype)
+        # a local file unbuffered, without fsspec's opener: one read system call
+        with (open(self.file.path, "rb", buffering=0) if isinstance(self.file.fs, LocalFileSystem) else self.file) \
+                as stream:
+            stream.seek(self.offset + rows.start * out.strides[0])
+            size = stream.readinto(out.reshape(-1).view(np.uint8))
+        if size != out.nbytes:
+            raise OSError(f"{self.file.full_name} is truncated: {size} of {out.nbytes} bytes of image data")
+        return out
+
+    def scale(self, raw):
+        """The stored values ``raw`` (any shape) as astropy scales them, in the frame's dtype."""
         bscale, bzero, blank = self.scaling
         if self.dtype.kind in "iu":  # no scaling, or the FITS unsigned-integer convention
             return (raw.astype(np.int64) + int(bzero)).astype(self.dtype) if bzero else raw.astype(self.dtype)

@@ -21,6 +21,9 @@ from ..lags import series_chunks
 
 __all__ = ["FileSource"]
 
+#: Frames read and scaled together by one task (`_read`).
+_FRAMES_AT_ONCE = 64
+
 @dataclass(frozen=True, eq=False)
 class FileSource:
     """
@@ -159,16 +162,34 @@ def _read(source, frames, rows, columns):
     y0, _, x0, _ = source.window
     raw_rows = slice(y0 + rows[0] * fy, y0 + rows[1] * fy)
     raw_columns = slice(x0 + columns[0] * fx, x0 + columns[1] * fx)
-    out = np.empty((len(frames), rows[1] - rows[0], columns[1] - columns[0]), dtype=source.dtype)
-    for k, i in enumerate(frames):
-        frame = source.loaders[i].read(raw_rows, raw_columns)
+    frames = np.asarray(frames)
+    out = np.empty((frames.size, rows[1] - rows[0], columns[1] - columns[0]), dtype=source.dtype)
+    for start in range(0, frames.size, _FRAMES_AT_ONCE):  # a few frames at a time: few NumPy calls, little memory
+        group = frames[start : start + _FRAMES_AT_ONCE]
+        data = _read_frames([source.loaders[i] for i in group], raw_rows, raw_columns)
         for kind, values, *rest in source.operations:
             if kind == "divide":
-                dtype = np.result_type(frame.dtype, np.float32)
-                frame = frame.astype(dtype, copy=False) / dtype.type(values[i])
+                dtype = np.result_type(data.dtype, np.float32)
+                data = data.astype(dtype, copy=False) / np.asarray(values)[group].astype(dtype)[:, None, None]
             else:
                 (by, bx), operation = values, rest[0]
-                ny, nx = frame.shape[0] // by, frame.shape[1] // bx
-                frame = operation(frame[: ny * by, : nx * bx].reshape(ny, by, nx, bx), axis=(1, 3))
-        out[k] = frame
+                n, ny, nx = data.shape[0], data.shape[1] // by, data.shape[2] // bx
+                data = operation(data[:, : ny * by, : nx * bx].reshape(n, ny, by, nx, bx), axis=(2, 4))
+        out[start : start + group.size] = data
     return out
+
+
+def _read_frames(loaders, rows, columns):
+    """
+    The window ``[rows, columns]`` of several frames, scaled, as a ``(n, n_rows, n_columns)`` array.
+
+    Uncompressed frames stored alike are read into one array of stored values and scaled at once.
+    """
+    first = loaders[0]
+    if all(loader.offset is not None and (loader.raw_dtype, loader.scaling, loader.dtype) ==
+           (first.raw_dtype, first.scaling, first.dtype) for loader in loaders):
+        stored = np.empty((len(loaders), rows.stop - rows.start, first.shape[1]), first.raw_dtype)
+        for loader, frame in zip(loaders, stored, strict=True):
+            loader.read_stored(rows, out=frame)
+        return first.scale(stored[:, :, columns])
+    return np.stack([loader.read(rows, columns) for loader in loaders])
