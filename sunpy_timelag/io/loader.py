@@ -104,17 +104,25 @@ class FITSFrameLoader:
             raise OSError(f"{self.file.full_name} is truncated: {size} of {out.nbytes} bytes of image data")
         return out
 
-    def scale(self, raw):
-        """The stored values ``raw`` (any shape) as astropy scales them, in the frame's dtype."""
+    def scale(self, raw, out=None):
+        """
+        The stored values ``raw`` (any shape) as astropy scales them, in the frame's dtype.
+
+        Written into ``out`` (of ``raw``'s shape and the frame's dtype) if given.
+        """
         bscale, bzero, blank = self.scaling
+        if out is None:
+            out = np.empty(raw.shape, self.dtype)
         if self.dtype.kind in "iu":  # no scaling, or the FITS unsigned-integer convention
-            return (raw.astype(np.int64) + int(bzero)).astype(self.dtype) if bzero else raw.astype(self.dtype)
-        data = raw.astype(self.dtype)
+            out[...] = raw.astype(np.int64) + int(bzero) if bzero else raw
+            return out
+        out[...] = raw
         if bscale != 1 or bzero != 0:
-            data = data * self.dtype.type(bscale) + self.dtype.type(bzero)
+            out *= self.dtype.type(bscale)
+            out += self.dtype.type(bzero)
         if blank is not None and raw.dtype.kind in "iu":
-            data[raw == blank] = np.nan
-        return data
+            out[raw == blank] = np.nan
+        return out
 
 
 def stack_arrays(arrays):

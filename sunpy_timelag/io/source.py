@@ -164,32 +164,44 @@ def _read(source, frames, rows, columns):
     raw_columns = slice(x0 + columns[0] * fx, x0 + columns[1] * fx)
     frames = np.asarray(frames)
     out = np.empty((frames.size, rows[1] - rows[0], columns[1] - columns[0]), dtype=source.dtype)
+    stored = {}  # raw dtype -> buffer of stored values, reused by every group
     for start in range(0, frames.size, _FRAMES_AT_ONCE):  # a few frames at a time: few NumPy calls, little memory
-        group = frames[start : start + _FRAMES_AT_ONCE]
-        data = _read_frames([source.loaders[i] for i in group], raw_rows, raw_columns)
+        group, target = frames[start : start + _FRAMES_AT_ONCE], out[start : start + _FRAMES_AT_ONCE]
+        data = _read_frames([source.loaders[i] for i in group], raw_rows, raw_columns, stored, target)
         for kind, values, *rest in source.operations:
-            if kind == "divide":
-                dtype = np.result_type(data.dtype, np.float32)
-                data = data.astype(dtype, copy=False) / np.asarray(values)[group].astype(dtype)[:, None, None]
+            if kind == "divide":  # in place: ``data`` is this function's own
+                data = data.astype(np.result_type(data.dtype, np.float32), copy=False)
+                data /= np.asarray(values)[group].astype(data.dtype)[:, None, None]
             else:
                 (by, bx), operation = values, rest[0]
                 n, ny, nx = data.shape[0], data.shape[1] // by, data.shape[2] // bx
                 data = operation(data[:, : ny * by, : nx * bx].reshape(n, ny, by, nx, bx), axis=(2, 4))
-        out[start : start + group.size] = data
+        if data is not target:
+            target[...] = data
     return out
 
 
-def _read_frames(loaders, rows, columns):
+def _read_frames(loaders, rows, columns, stored, target):
     """
     The window ``[rows, columns]`` of several frames, scaled, as a ``(n, n_rows, n_columns)`` array.
 
-    Uncompressed frames stored alike are read into one array of stored values and scaled at once.
+    Uncompressed frames stored alike are read into one buffer of stored values (``stored``, by raw
+    dtype, reused from call to call) and scaled at once, into ``target`` where it fits.
+
+    Work buffers and results are reused rather than allocated afresh: fresh memory costs a page fault
+    per page on a `dask.distributed` worker, which returns freed memory to the system at once.
     """
     first = loaders[0]
-    if all(loader.offset is not None and (loader.raw_dtype, loader.scaling, loader.dtype) ==
-           (first.raw_dtype, first.scaling, first.dtype) for loader in loaders):
-        stored = np.empty((len(loaders), rows.stop - rows.start, first.shape[1]), first.raw_dtype)
-        for loader, frame in zip(loaders, stored, strict=True):
-            loader.read_stored(rows, out=frame)
-        return first.scale(stored[:, :, columns])
-    return np.stack([loader.read(rows, columns) for loader in loaders])
+    if not all(loader.offset is not None and (loader.raw_dtype, loader.scaling, loader.dtype) ==
+               (first.raw_dtype, first.scaling, first.dtype) for loader in loaders):
+        return np.stack([loader.read(rows, columns) for loader in loaders])
+    shape = (len(loaders), rows.stop - rows.start, first.shape[1])
+    buffer = stored.get(first.raw_dtype)
+    if buffer is None or len(buffer) < len(loaders):
+        buffer = stored[first.raw_dtype] = np.empty(shape, first.raw_dtype)
+    buffer = buffer[: len(loaders)]
+    for loader, frame in zip(loaders, buffer, strict=True):
+        loader.read_stored(rows, out=frame)
+    window = buffer[:, :, columns]
+    fits_target = target.shape == window.shape and target.dtype == first.dtype
+    return first.scale(window, out=target if fits_target else None)
