@@ -606,9 +606,9 @@ def _timelag_block(*channels, pairs, lags, cadence, refine, dtype, normalization
     out = xp.empty((len(pairs), len(fields), flat[0].shape[1]))
     n_buffers = (len(channels) + 2) * (3 if keep or "significance" in fields else 1)
     blocks = _pixel_blocks(xp, flat[0].shape[1], n_fft, n_buffers)
-    work = _Workspace.of(xp, len(channels), n_times, n_fft, blocks[0], dtype)
+    work = _Workspace.of(xp, len(channels), n_times, n_fft, blocks, dtype)
     for block in blocks:
-        buffers = work.views(flat[0][:, block].shape[1])
+        buffers = work.views(block.stop - block.start)
         prepared = [_spectrum(f[:, block], padded, spectrum, buffers.scratch, keep)
                     for f, padded, spectrum in zip(flat, buffers.padded, buffers.spectra, strict=True)]
         moments, powers = {}, {}
@@ -674,9 +674,9 @@ def _cross_correlation_block(a, b, lags, dtype, normalization):
     overlap = normalization == "overlap"
     out = xp.empty((lags.size, a.shape[1]), dtype=dtype)
     blocks = _pixel_blocks(xp, a.shape[1], n_fft, 12 if overlap else 4)
-    work = _Workspace.of(xp, 2, n_times, n_fft, blocks[0], dtype)
+    work = _Workspace.of(xp, 2, n_times, n_fft, blocks, dtype)
     for block in blocks:
-        buffers = work.views(a[:, block].shape[1])
+        buffers = work.views(block.stop - block.start)
         first, second = (_spectrum(x[:, block], padded, spectrum, buffers.scratch, overlap)
                          for x, padded, spectrum in zip((a, b), buffers.padded, buffers.spectra, strict=True))
         corr = _correlation(first, second, buffers)
@@ -694,7 +694,7 @@ def _cross_correlation_block(a, b, lags, dtype, normalization):
 def _pixel_blocks(xp, n_pixels, n_fft, n_buffers):
     """Slices of pixels whose ``n_buffers`` transforms of length ``n_fft`` fit the block budget."""
     step = max(16, _BLOCK_BYTES[xp.__name__] // (8 * n_fft * n_buffers))
-    return [slice(start, start + step) for start in range(0, n_pixels, step)]
+    return [slice(start, min(start + step, n_pixels)) for start in range(0, n_pixels, step)]
 
 
 class _Workspace(NamedTuple):
@@ -713,8 +713,9 @@ class _Workspace(NamedTuple):
     correlation: Any  # (n_fft, width): its inverse transform, the circular cross-correlation
 
     @classmethod
-    def of(cls, xp, n_channels, n_times, n_fft, block, dtype):
-        width = block.stop - block.start
+    def of(cls, xp, n_channels, n_times, n_fft, blocks, dtype):
+        """The buffers for the widest of ``blocks`` (slices of pixels)."""
+        width = max((block.stop - block.start for block in blocks), default=0)
         complex_dtype = np.result_type(dtype, np.complex64)
         return cls([xp.empty((n_fft, width), dtype) for _ in range(n_channels)],
                    [xp.empty((n_fft // 2 + 1, width), complex_dtype) for _ in range(n_channels)],

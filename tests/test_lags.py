@@ -475,6 +475,13 @@ def test_blocks_of_pixels_reuse_their_buffers_without_mixing(monkeypatch, normal
     np.testing.assert_array_equal(peak.lag, lag_seconds[expected.argmax(axis=0)])
 
 
+def test_no_pixels_give_empty_maps():
+    lag_seconds, cc = lags.cross_correlation(np.zeros((20, 0)), np.zeros((20, 0)), CADENCE, lag_bounds=(-60, 60))
+    assert cc.shape == (lag_seconds.size, 0)
+    result = lags.timelag(np.zeros((20, 3, 0)), np.zeros((20, 3, 0)), CADENCE)
+    assert result.lag.shape == result.correlation.shape == (3, 0)
+
+
 def test_overlap_refines_its_own_peak_and_keeps_float32_close():
     a, b = structured_pair()
     lag_seconds, cc = lags.cross_correlation(a, b, CADENCE, lag_bounds=(-240, 240), normalization="overlap")
