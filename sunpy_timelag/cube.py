@@ -722,8 +722,9 @@ class TimelagCube(PrepMixin, NDCube):
         if kept is not None and kept[0]() is other and kept[1] == key and options in (None, kept[2]):
             return kept[3]
         options = options or (True, None, False)
-        maps = analysis._pair_maps([self, other], [(0, 1)], lag_bounds, *options[:2], normalization,
-                                   options[2])[(0, 1)]
+        refine, min_correlation, uncertainty = options
+        maps = analysis._pair_maps([self, other], [(0, 1)], lag_bounds, refine=refine, min_correlation=min_correlation,
+                                   normalization=normalization, uncertainty=uncertainty)[(0, 1)]
         self._kept_pair = (weakref.ref(other), key, options, maps)
         return maps
 
